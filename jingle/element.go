@@ -32,8 +32,10 @@ func (e Element) Attr(local string) string {
 // IsZero reports whether e is the zero Element.
 func (e Element) IsZero() bool { return e.XMLName.Local == "" }
 
-// UnmarshalXML keeps the element as it is, dropping namespace declarations
-// (they are restored from XMLName when it is written).
+// UnmarshalXML keeps the element as it is. The default namespace declaration
+// is dropped (it is restored from XMLName when the element is written); prefix
+// declarations (xmlns:p) are kept in Attrs with the local name "xmlns:p" and
+// no namespace, so that Inner stays well-formed when written back.
 func (e *Element) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 	var raw struct {
 		Inner []byte `xml:",innerxml"`
@@ -44,8 +46,14 @@ func (e *Element) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 	e.XMLName = start.Name
 	e.Attrs = e.Attrs[:0]
 	for _, a := range start.Attr {
-		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
-			continue
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "xmlns":
+			continue // the default namespace is XMLName.Space
+		case a.Name.Space == "xmlns":
+			// A prefix declaration (xmlns:p='…') is kept, written back
+			// verbatim, so that prefixed children in Inner (e.g.
+			// <rtcpf:rtcp-fb/> in an RTP description) stay well-formed.
+			a.Name = xml.Name{Local: "xmlns:" + a.Name.Local}
 		}
 		e.Attrs = append(e.Attrs, a)
 	}
@@ -56,6 +64,11 @@ func (e *Element) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 // MarshalXML writes the element back.
 func (e Element) MarshalXML(enc *xml.Encoder, _ xml.StartElement) error {
 	start := xml.StartElement{Name: e.XMLName, Attr: e.Attrs}
+	if e.XMLName.Space == "" {
+		// An element in no namespace must say so, or it would inherit
+		// its parent's default namespace when written inside it.
+		start.Attr = append([]xml.Attr{{Name: xml.Name{Local: "xmlns"}}}, e.Attrs...)
+	}
 	return enc.EncodeElement(struct {
 		Inner []byte `xml:",innerxml"`
 	}{e.Inner}, start)
