@@ -83,3 +83,19 @@ type Signaller interface {
 type FeatureQuerier interface {
 	PeerFeatures(ctx context.Context, peer jid.JID) ([]string, error)
 }
+
+// AsyncIQSender is implemented by Signallers that can pipeline IQs: send one
+// and return without waiting for its answer. Stream transports that keep
+// several requests in flight (IBB <data/> with a window, XEP-0047 §2.2) need
+// it to keep their requests in order on the wire: SendIQ merges "written" and
+// "answered", so IQs sent from several goroutines could be reordered.
+//
+// SendIQAsync writes the IQ (or queues it for writing) before it returns, so
+// IQs sent by consecutive calls reach the peer in call order (RFC 6120 §10.1).
+// If it returns nil, done is called exactly once, later and from any
+// goroutine, with the answer as SendIQ would return it, or with ctx.Err() if
+// ctx ends first. done must not block. If it returns an error, done is never
+// called.
+type AsyncIQSender interface {
+	SendIQAsync(ctx context.Context, to jid.JID, typ string, payload []byte, done func(result []byte, err error)) error
+}

@@ -37,7 +37,7 @@ type Signaller struct {
 	iqs      map[xml.Name]jingle.IQHandler
 	msgs     map[xml.Name]jingle.MessageHandler
 	features []string
-	pending  map[string]chan iqAnswer
+	pending  map[string]func(iqAnswer)
 	in       chan func()
 	done     chan struct{}
 	once     sync.Once
@@ -51,13 +51,14 @@ type iqAnswer struct {
 
 var _ jingle.Signaller = (*Signaller)(nil)
 var _ jingle.FeatureQuerier = (*Signaller)(nil)
+var _ jingle.AsyncIQSender = (*Signaller)(nil)
 
 // Add creates a Signaller for the full JID j (e.g. "alice@example.test/a").
 func (n *Network) Add(j string) *Signaller {
 	s := &Signaller{
 		net: n, local: jid.MustParse(j),
 		iqs: map[xml.Name]jingle.IQHandler{}, msgs: map[xml.Name]jingle.MessageHandler{},
-		pending: map[string]chan iqAnswer{},
+		pending: map[string]func(iqAnswer){},
 		in:      make(chan func(), 1024), done: make(chan struct{}),
 	}
 	n.mu.Lock()
@@ -165,25 +166,49 @@ func elementName(raw []byte) (xml.Name, error) {
 
 // SendIQ implements jingle.Signaller.
 func (s *Signaller) SendIQ(ctx context.Context, to jid.JID, typ string, payload []byte) ([]byte, error) {
-	id := strconv.FormatUint(s.net.ids.Add(1), 10)
 	ch := make(chan iqAnswer, 1)
-	s.mu.Lock()
-	s.pending[id] = ch
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.pending, id)
-		s.mu.Unlock()
-	}()
-	if err := s.net.InjectIQ(s.local, to, id, typ, payload); err != nil {
+	if err := s.SendIQAsync(ctx, to, typ, payload, func(result []byte, err error) {
+		ch <- iqAnswer{result, err}
+	}); err != nil {
 		return nil, err
 	}
-	select {
-	case a := <-ch:
-		return a.payload, a.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	a := <-ch
+	return a.payload, a.err
+}
+
+// SendIQAsync implements jingle.AsyncIQSender: the IQ is queued on the
+// destination's read loop before it returns; done runs on this Signaller's
+// read loop (answers) or in ctx's AfterFunc goroutine (ctx ended first).
+func (s *Signaller) SendIQAsync(ctx context.Context, to jid.JID, typ string, payload []byte, done func([]byte, error)) error {
+	id := strconv.FormatUint(s.net.ids.Add(1), 10)
+	var once sync.Once
+	finish := func(a iqAnswer) {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.pending, id)
+			s.mu.Unlock()
+			done(a.payload, a.err)
+		})
 	}
+	stop := context.AfterFunc(ctx, func() { finish(iqAnswer{err: ctx.Err()}) })
+	s.mu.Lock()
+	s.pending[id] = func(a iqAnswer) { stop(); finish(a) }
+	s.mu.Unlock()
+	if err := s.net.InjectIQ(s.local, to, id, typ, payload); err != nil {
+		stop()
+		claimed := false
+		once.Do(func() {
+			claimed = true
+			s.mu.Lock()
+			delete(s.pending, id)
+			s.mu.Unlock()
+		})
+		if claimed {
+			return err
+		}
+		return nil // done already reported ctx.Err()
+	}
+	return nil
 }
 
 // answer routes an IQ answer back to the sender's pending SendIQ, if any.
@@ -194,13 +219,10 @@ func (n *Network) answer(from, to jid.JID, id string, payload []byte, err error)
 	}
 	dst.deliver(func() {
 		dst.mu.Lock()
-		ch := dst.pending[id]
+		f := dst.pending[id]
 		dst.mu.Unlock()
-		if ch != nil {
-			select {
-			case ch <- iqAnswer{payload, err}:
-			default:
-			}
+		if f != nil {
+			f(iqAnswer{payload, err})
 		}
 	})
 }
