@@ -1,0 +1,985 @@
+package filetransfer
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/xjingle/xjingle/jingle"
+	"mellium.im/xmpp/jid"
+)
+
+// Defaults of the App's options.
+const (
+	// DefaultChecksumWait is how long a receiver waits, after the last
+	// byte, for a checksum the sender did not announce. When the offer
+	// announced one (<hash-used/> or an empty <hash/>), it waits
+	// AnnouncedChecksumFactor times longer.
+	DefaultChecksumWait     = 3 * time.Second
+	AnnouncedChecksumFactor = 10
+	// DefaultConfirmWait is how long a sender waits, after the last byte,
+	// for the receiver's <received/> or session-terminate.
+	DefaultConfirmWait = 60 * time.Second
+	// DefaultReceivedGrace is how long a sender waits for the receiver's
+	// session-terminate after its <received/> before terminating itself.
+	DefaultReceivedGrace = 3 * time.Second
+	// DefaultIdleTimeout is how long a transfer waits for the stream to
+	// move (one read or write) before it gives up with ErrTimeout.
+	DefaultIdleTimeout = 2 * time.Minute
+
+	// bufSize is the copy buffer of one transfer: memory per transfer is
+	// flat, whatever the file size.
+	bufSize = 64 << 10
+	// terminateTimeout bounds the wait for the ack of our session-terminate.
+	terminateTimeout = 10 * time.Second
+	// endGrace is how long a broken stream waits for the session-terminate
+	// that may explain it (see endedErr).
+	endGrace = 500 * time.Millisecond
+)
+
+// Offer is an incoming file offer, as the accept policy sees it.
+type Offer struct {
+	Peer    jid.JID
+	SID     string
+	Content string
+	// File is the offer as the peer sent it (File.Name is untrusted).
+	File File
+	// Name is the sanitised name the file would be stored under (before
+	// any " (n)" collision suffix).
+	Name string
+	// Size is File.Size, or -1 when the peer did not say.
+	Size int64
+}
+
+// AcceptAll is an accept policy that accepts every offer.
+func AcceptAll(context.Context, *Offer) (bool, error) { return true, nil }
+
+// Option configures an App. Options apply only in New.
+type Option func(*App)
+
+// WithAcceptPolicy sets the function that decides on incoming offers. It may
+// block (asking a user); its ctx is cancelled when the session ends (for
+// example when the Manager's session timeout expires). An error declines.
+// Without a policy every offer is declined.
+func WithAcceptPolicy(f func(ctx context.Context, o *Offer) (bool, error)) Option {
+	return func(a *App) { a.policy = f }
+}
+
+// WithChecksumWait sets how long a receiver waits after the last byte for a
+// checksum that was not announced (default DefaultChecksumWait); an
+// announced one is waited for AnnouncedChecksumFactor times longer.
+func WithChecksumWait(d time.Duration) Option {
+	return func(a *App) {
+		if d > 0 {
+			a.checksumWait = d
+		}
+	}
+}
+
+// WithConfirmWait sets how long a sender waits after the last byte for the
+// receiver to confirm (default DefaultConfirmWait). When it expires the
+// sender terminates the session with success and reports the transfer as
+// unconfirmed (Result.Verified false, no error).
+func WithConfirmWait(d time.Duration) Option {
+	return func(a *App) {
+		if d > 0 {
+			a.confirmWait = d
+		}
+	}
+}
+
+// WithIdleTimeout sets how long one read or write of the stream may block
+// before the transfer fails with ErrTimeout (default DefaultIdleTimeout;
+// zero or negative disables it).
+func WithIdleTimeout(d time.Duration) Option { return func(a *App) { a.idle = d } }
+
+// WithRequireHash makes a receiver refuse (ErrNoHash, file not committed) a
+// file for which the sender sent no usable strong hash.
+func WithRequireHash(b bool) Option { return func(a *App) { a.requireHash = b } }
+
+// WithOnTransfer sets a function called when a transfer (in or out) starts,
+// before any byte moves. It must not block; it typically starts a progress
+// display that watches Transfer.Bytes and Transfer.Done.
+func WithOnTransfer(f func(*Transfer)) Option { return func(a *App) { a.onTransfer = f } }
+
+// WithLogger sets the logger; nil (the default) discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(a *App) {
+		if l != nil {
+			a.log = l
+		}
+	}
+}
+
+// WithShared sets the function that serves file requests (XEP-0234 §6.2):
+// given the peer's file selector, it returns the local path to send, or
+// false (the peer gets failed-application with file-not-available, §9.1).
+// Without it every request is refused. It must not trust req.Name as a path.
+func WithShared(f func(req File) (path string, ok bool)) Option {
+	return func(a *App) { a.shared = f }
+}
+
+// App is the XEP-0234 application: register it on a jingle.Manager with
+// jingle.WithApplication, then Send and Request files through it. Incoming
+// offers go to the Store after the accept policy; incoming requests are
+// served with the WithShared function. An App may serve several Managers and
+// many transfers at once.
+type App struct {
+	store        *Store
+	policy       func(context.Context, *Offer) (bool, error)
+	checksumWait time.Duration
+	confirmWait  time.Duration
+	grace        time.Duration
+	idle         time.Duration
+	requireHash  bool
+	onTransfer   func(*Transfer)
+	shared       func(File) (string, bool)
+	log          *slog.Logger
+}
+
+var _ jingle.Application = (*App)(nil)
+
+// New returns an App that receives files into store (nil: receive nothing,
+// every offer is declined).
+func New(store *Store, opts ...Option) *App {
+	a := &App{
+		store:        store,
+		checksumWait: DefaultChecksumWait,
+		confirmWait:  DefaultConfirmWait,
+		grace:        DefaultReceivedGrace,
+		idle:         DefaultIdleTimeout,
+		log:          slog.New(slog.DiscardHandler),
+	}
+	for _, o := range opts {
+		o(a)
+	}
+	a.log = a.log.With("component", "filetransfer")
+	return a
+}
+
+// Namespace implements jingle.Application.
+func (a *App) Namespace() string { return NS }
+
+// SendOptions are the options of Send.
+type SendOptions struct {
+	// Transport is the namespace of the transport to offer (a
+	// TransportFactory registered on the Manager).
+	Transport string
+	// Name overrides the file name offered (default: the base of path).
+	Name string
+	// MediaType overrides the media type (default: from the extension, or
+	// application/octet-stream).
+	MediaType string
+	// Desc is a human-readable description.
+	Desc string
+}
+
+// RequestOptions are the options of Request.
+type RequestOptions struct {
+	// Transport is the namespace of the transport to offer.
+	Transport string
+}
+
+// Send offers the file at path to peer (a full JID) and sends it (XEP-0234
+// §6.1): it announces sha-256 with <hash-used/>, copies exactly the file's
+// size over the transport while hashing, sends the hash in a checksum
+// session-info (§8.2), and waits for the receiver's <received/> or
+// session-terminate. The returned Result is never nil; the error is
+// Result.Err.
+func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path string, opt SendOptions) (*Result, error) {
+	res := &Result{Path: path, Size: -1}
+	f, err := os.Open(path)
+	if err != nil {
+		res.Err = fmt.Errorf("filetransfer: send %s: %w", path, err)
+		return res, res.Err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
+	if err != nil {
+		res.Err = fmt.Errorf("filetransfer: send %s: %w", path, err)
+		return res, res.Err
+	}
+	file := File{
+		Name:     opt.Name,
+		Size:     fi.Size(),
+		HasSize:  true,
+		Desc:     opt.Desc,
+		Date:     fi.ModTime().UTC().Truncate(time.Millisecond),
+		HashUsed: []string{AlgoSHA256},
+	}
+	if file.Name == "" {
+		file.Name = filepath.Base(path)
+	}
+	file.MediaType = opt.MediaType
+	if file.MediaType == "" {
+		file.MediaType = mediaType(file.Name)
+	}
+	res.Name, res.Size = file.Name, file.Size
+	s, err := m.Initiate(ctx, peer, jingle.ContentSpec{
+		Name:        "a-file-offer",
+		Creator:     jingle.CreatorInitiator,
+		Senders:     jingle.SendersInitiator,
+		Description: Description{File: file}.Element(),
+		Transport:   opt.Transport,
+	})
+	if err != nil {
+		res.Err = fmt.Errorf("filetransfer: send %s to %s: %w", file.Name, peer, err)
+		return res, res.Err
+	}
+	c := s.Contents()[0]
+	t := newTransfer(Outgoing, peer, s.SID(), file.Name, file.Size)
+	a.notify(t)
+	w := a.watch(s, c.Name)
+	defer w.close()
+	log := a.log.With("sid", s.SID(), "peer", peer.String(), "dir", "out")
+	log.Info("file offered", "name", file.Name, "size", file.Size)
+
+	if err := s.WaitActive(ctx); err != nil {
+		res.Err = a.waitErr(s, err, "send "+file.Name)
+		return t.finish(res), res.Err
+	}
+	res.Err = a.sendData(ctx, s, c, f, file.Size, t, w, res)
+	log.Info("file sent", "bytes", t.Bytes(), "verified", res.Verified, "err", res.Err)
+	return t.finish(res), res.Err
+}
+
+// Request asks peer for a file (XEP-0234 §6.2): want is the file selector
+// (name, size, hash, ... of the file the peer shares). The file is received
+// into the Store like an offer; a hash in want is checked like an offered
+// one. When want has no size, the data is read until the peer closes the
+// stream (bounded by Store.MaxSize). The returned Result is never nil; the
+// error is Result.Err.
+func (a *App) Request(ctx context.Context, m *jingle.Manager, peer jid.JID, want File, opt RequestOptions) (*Result, error) {
+	res := &Result{Name: want.Name, Size: -1}
+	if a.store == nil {
+		res.Err = errors.New("filetransfer: request: App has no Store")
+		return res, res.Err
+	}
+	if want.HasSize {
+		res.Size = want.Size
+	}
+	s, err := m.Initiate(ctx, peer, jingle.ContentSpec{
+		Name:        "a-file-request",
+		Creator:     jingle.CreatorInitiator,
+		Senders:     jingle.SendersResponder,
+		Description: Description{File: want}.Element(),
+		Transport:   opt.Transport,
+	})
+	if err != nil {
+		res.Err = fmt.Errorf("filetransfer: request %q from %s: %w", want.Name, peer, err)
+		return res, res.Err
+	}
+	c := s.Contents()[0]
+	in, err := a.store.Create(want.Name, res.Size, append([]string{AlgoSHA1}, want.Algos()...)...)
+	if err != nil {
+		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")
+		res.Err = err
+		return res, res.Err
+	}
+	res.Name = in.Name()
+	t := newTransfer(Incoming, peer, s.SID(), want.Name, res.Size)
+	a.notify(t)
+	w := a.watch(s, c.Name)
+	defer w.close()
+	if err := s.WaitActive(ctx); err != nil {
+		res.Err = a.waitErr(s, err, "request "+want.Name)
+		a.abort(in, res)
+		return t.finish(res), res.Err
+	}
+	res.Err = a.receiveData(ctx, s, c, in, want.HashValues(), len(want.Algos()) > 0, t, w, res)
+	return t.finish(res), res.Err
+}
+
+// HandleSession implements jingle.Application: it receives offered files
+// and serves requested ones. Sessions with more than one content are refused
+// (failed-application): xjingle sends one file per session.
+func (a *App) HandleSession(ctx context.Context, s *jingle.Session) {
+	cs := s.Contents()
+	if len(cs) != 1 {
+		a.terminate(s, jingle.ReasonFailedApplication, "one file per session")
+		return
+	}
+	c := cs[0]
+	d, err := ParseDescription(c.Description)
+	if err != nil {
+		a.log.Info("malformed offer", "sid", s.SID(), "peer", s.Peer().String(), "err", err)
+		a.terminate(s, jingle.ReasonFailedApplication, "malformed file description")
+		return
+	}
+	// XEP-0234 §4.1: senders is the role of the File Sender. A content
+	// without senders (StanzaJS) or with "both" is taken as an offer by its
+	// creator, the common case.
+	switch c.Senders {
+	case jingle.SendersResponder:
+		a.serveRequest(ctx, s, c, d)
+	case jingle.SendersNone:
+		a.terminate(s, jingle.ReasonFailedApplication, "senders='none'")
+	default:
+		a.receiveOffer(ctx, s, c, d)
+	}
+}
+
+// receiveOffer handles an incoming File Offer (§6.1).
+func (a *App) receiveOffer(ctx context.Context, s *jingle.Session, c *jingle.Content, d *Description) {
+	log := a.log.With("sid", s.SID(), "peer", s.Peer().String(), "dir", "in")
+	if a.store == nil {
+		a.terminate(s, jingle.ReasonDecline, "not receiving files")
+		return
+	}
+	f := d.File
+	size := int64(-1)
+	if f.HasSize {
+		size = f.Size
+	}
+	if a.store.MaxSize > 0 && size > a.store.MaxSize {
+		// §9.2: media-error with <file-too-large/>.
+		log.Info("offer too large", "size", size, "limit", a.store.MaxSize)
+		a.terminate(s, jingle.ReasonMediaError, "file too large", "file-too-large")
+		return
+	}
+	offer := &Offer{Peer: s.Peer(), SID: s.SID(), Content: c.Name, File: f, Name: SanitizeName(f.Name), Size: size}
+	ok := false
+	if a.policy != nil {
+		var err error
+		// The policy may ask a user: stop asking when the session ends
+		// (the Manager's session timeout, or the peer cancelled).
+		pctx, cancel := sessionContext(ctx, s)
+		ok, err = a.policy(pctx, offer)
+		cancel()
+		if err != nil {
+			log.Info("accept policy failed", "err", err)
+			ok = false
+		}
+	}
+	if !ok {
+		log.Info("offer declined", "name", offer.Name)
+		a.terminate(s, jingle.ReasonDecline, "")
+		return
+	}
+	in, err := a.store.Create(f.Name, size, append([]string{AlgoSHA1}, f.Algos()...)...)
+	if err != nil {
+		log.Warn("cannot store file", "err", err)
+		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")
+		return
+	}
+	t := newTransfer(Incoming, s.Peer(), s.SID(), f.Name, size)
+	res := &Result{Name: in.Name(), Size: size}
+	a.notify(t)
+	w := a.watch(s, c.Name)
+	defer w.close()
+	if err := s.Accept(ctx); err != nil {
+		res.Err = fmt.Errorf("filetransfer: accept %s: %w", offer.Name, err)
+		a.abort(in, res)
+		a.terminate(s, jingle.ReasonFailedTransport, "")
+		t.finish(res)
+		return
+	}
+	log.Info("offer accepted", "name", offer.Name, "size", size)
+	res.Err = a.receiveData(ctx, s, c, in, f.HashValues(), len(f.Algos()) > 0, t, w, res)
+	log.Info("file received", "path", res.Path, "bytes", t.Bytes(), "verified", res.Verified, "note", res.VerifyNote, "err", res.Err)
+	t.finish(res)
+}
+
+// serveRequest handles an incoming File Request (§6.2).
+func (a *App) serveRequest(ctx context.Context, s *jingle.Session, c *jingle.Content, d *Description) {
+	log := a.log.With("sid", s.SID(), "peer", s.Peer().String(), "dir", "out")
+	notAvailable := func() {
+		// §9.1: failed-application with <file-not-available/>.
+		a.terminate(s, jingle.ReasonFailedApplication, "", "file-not-available")
+	}
+	if a.shared == nil {
+		notAvailable()
+		return
+	}
+	if r := d.File.Range; r != nil && (r.Offset != 0 || r.Length != 0) {
+		a.terminate(s, jingle.ReasonFailedApplication, "ranged transfers are not supported")
+		return
+	}
+	path, ok := a.shared(d.File)
+	if !ok {
+		log.Info("requested file not shared", "name", d.File.Name)
+		notAvailable()
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		log.Warn("requested file unreadable", "err", err)
+		notAvailable()
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		notAvailable()
+		return
+	}
+	name := d.File.Name
+	if name == "" {
+		name = filepath.Base(path)
+	}
+	t := newTransfer(Outgoing, s.Peer(), s.SID(), name, fi.Size())
+	res := &Result{Name: name, Path: path, Size: fi.Size()}
+	a.notify(t)
+	w := a.watch(s, c.Name)
+	defer w.close()
+	if err := s.Accept(ctx); err != nil {
+		res.Err = fmt.Errorf("filetransfer: accept request %s: %w", name, err)
+		a.terminate(s, jingle.ReasonFailedTransport, "")
+		t.finish(res)
+		return
+	}
+	res.Err = a.sendData(ctx, s, c, f, fi.Size(), t, w, res)
+	log.Info("requested file sent", "bytes", t.Bytes(), "verified", res.Verified, "err", res.Err)
+	t.finish(res)
+}
+
+// sendData is the File Sender's part once the session is active: copy
+// exactly size bytes, checksum, wait for the receiver.
+func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content, f io.Reader, size int64, t *Transfer, w *watcher, res *Result) error {
+	conn, err := c.Conn(ctx)
+	if err != nil {
+		return a.endedErr(s, w, fmt.Errorf("filetransfer: send: transport: %w", err), jingle.ReasonFailedTransport)
+	}
+	res.Transport = c.TransportNamespace()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer func() {
+		stop()
+		conn.Close()
+	}()
+
+	h := NewHasher(AlgoSHA256)
+	n, err := io.CopyBuffer(counter{idleConn{conn, a.idle}, t}, io.TeeReader(io.LimitReader(f, size), h), make([]byte, bufSize))
+	if err != nil {
+		return a.streamErr(ctx, s, w, fmt.Errorf("filetransfer: send: after %d of %d bytes: %w", n, size, err))
+	}
+	if n != size {
+		a.terminate(s, jingle.ReasonFailedApplication, "file changed while sending")
+		return fmt.Errorf("filetransfer: send: file shrank to %d of %d bytes: %w", n, size, ErrSizeMismatch)
+	}
+	// End of our stream: half-close where the transport can (TCP), else
+	// close (IBB sends <close/>). Receivers read exactly size bytes and do
+	// not depend on it.
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		err = cw.CloseWrite()
+	} else {
+		err = conn.Close()
+	}
+	if err != nil {
+		a.log.Debug("close stream", "sid", s.SID(), "err", err)
+	}
+	sum, _ := h.Sum(AlgoSHA256)
+	res.SHA256 = hex.EncodeToString(sum.Value)
+
+	// §8.2: the value of the announced <hash-used/>.
+	cs := Checksum{Creator: c.Creator, Name: c.Name, File: File{Hashes: []Hash{sum}}}
+	if err := s.SendInfo(ctx, cs.Element()); err != nil {
+		select {
+		case <-w.ended:
+			// A receiver that does not wait for checksums (Dino) may
+			// have terminated already.
+		default:
+			a.log.Info("checksum not delivered", "sid", s.SID(), "err", err)
+		}
+	}
+
+	timer := time.NewTimer(a.confirmWait)
+	defer timer.Stop()
+	select {
+	case <-w.received:
+		res.Verified = true
+		// §6.6: the receiver normally terminates; give it a moment.
+		g := time.NewTimer(a.grace)
+		defer g.Stop()
+		select {
+		case <-w.ended:
+			return w.endErr()
+		case <-g.C:
+		case <-ctx.Done():
+		}
+		a.terminate(s, jingle.ReasonSuccess, "")
+		return nil
+	case <-w.ended:
+		if err := w.endErr(); err != nil {
+			return err
+		}
+		res.Verified = true
+		return nil
+	case <-timer.C:
+		res.VerifyNote = "receiver did not confirm"
+		a.terminate(s, jingle.ReasonSuccess, "")
+		return nil
+	case <-ctx.Done():
+		a.terminate(s, jingle.ReasonCancel, "")
+		return fmt.Errorf("filetransfer: send: waiting for the receiver: %w", ctxErr(ctx))
+	}
+}
+
+// receiveData is the File Receiver's part once the session is active.
+// offered are the hash values of the offer; announced tells whether the
+// offer named an algorithm (a checksum is then worth waiting for longer).
+func (a *App) receiveData(ctx context.Context, s *jingle.Session, c *jingle.Content, in *IncomingFile, offered []Hash, announced bool, t *Transfer, w *watcher, res *Result) (err error) {
+	defer func() {
+		if err != nil {
+			a.abort(in, res)
+		}
+	}()
+	conn, err := c.Conn(ctx)
+	if err != nil {
+		return a.endedErr(s, w, fmt.Errorf("filetransfer: receive: transport: %w", err), jingle.ReasonFailedTransport)
+	}
+	res.Transport = c.TransportNamespace()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	var drain sync.WaitGroup
+	defer func() {
+		stop()
+		conn.Close()
+		drain.Wait()
+	}()
+
+	size := in.size
+	var src io.Reader = idleConn{conn, a.idle}
+	if size >= 0 {
+		// Read exactly size bytes: never wait for the end of the stream
+		// (Conversations never closes its IBB stream).
+		src = io.LimitReader(src, size)
+	}
+	n, err := io.CopyBuffer(counter{in, t}, src, make([]byte, bufSize))
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			a.terminate(s, jingle.ReasonMediaError, "file too large", "file-too-large")
+			return err
+		}
+		return a.streamErr(ctx, s, w, fmt.Errorf("filetransfer: receive: after %d bytes: %w", n, err))
+	}
+	if size >= 0 && n < size {
+		// The stream ended early: a size lie, or a broken transfer.
+		err := fmt.Errorf("filetransfer: receive: stream ended after %d of %d bytes: %w", n, size, ErrSizeMismatch)
+		return a.endedErr(s, w, err, jingle.ReasonMediaError)
+	}
+	// Data past the announced size is a size lie too (§9.2): watch the
+	// stream while we wait for the checksum.
+	excess := make(chan bool, 1)
+	if size >= 0 {
+		conn.SetReadDeadline(time.Time{})
+		drain.Add(1)
+		go func() {
+			defer drain.Done()
+			var b [1]byte
+			k, _ := conn.Read(b[:])
+			excess <- k > 0
+		}()
+	}
+	tooMuch := func() error {
+		a.terminate(s, jingle.ReasonMediaError, "more data than announced", "file-too-large")
+		return fmt.Errorf("filetransfer: receive: peer sent more than %d bytes: %w", size, ErrSizeMismatch)
+	}
+
+	// Wait for a hash value: from the offer, or a checksum that came before
+	// the last byte (Conversations over IBB) or comes now (§8.2).
+	wait := a.checksumWait
+	if announced {
+		wait *= AnnouncedChecksumFactor
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	want := func() []Hash { return append(append([]Hash(nil), offered...), w.hashes()...) }
+wait:
+	for len(want()) == 0 {
+		select {
+		case <-w.gotSum:
+		case x := <-excess:
+			if x {
+				return tooMuch()
+			}
+			excess = nil
+		case <-w.ended:
+			if err := w.endErr(); err != nil {
+				return err
+			}
+			// Terminated with success by the sender: use what we have.
+			break wait
+		case <-timer.C:
+			break wait
+		case <-ctx.Done():
+			a.terminate(s, jingle.ReasonCancel, "")
+			return fmt.Errorf("filetransfer: receive: waiting for the checksum: %w", ctxErr(ctx))
+		}
+	}
+	select {
+	case x := <-excess:
+		if x {
+			return tooMuch()
+		}
+	default:
+	}
+
+	if sum, ok := in.h.Sum(AlgoSHA256); ok {
+		res.SHA256 = hex.EncodeToString(sum.Value)
+	}
+	v, err := in.Verify(want())
+	if err != nil {
+		if errors.Is(err, ErrHashMismatch) {
+			// No reason is specific to a bad checksum; media-error is
+			// what §9.2 uses for bad file data.
+			a.terminate(s, jingle.ReasonMediaError, "hash mismatch")
+		} else {
+			a.terminate(s, jingle.ReasonFailedApplication, "cannot verify the file")
+		}
+		return fmt.Errorf("filetransfer: receive %s: %w", in.Name(), err)
+	}
+	res.Verified, res.VerifyNote = v.Verified, v.Note
+	if !v.Verified && a.requireHash {
+		a.terminate(s, jingle.ReasonSecurityError, "no usable hash")
+		return fmt.Errorf("filetransfer: receive %s: %s: %w", in.Name(), v.Note, ErrNoHash)
+	}
+	path, err := in.Commit()
+	if err != nil {
+		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")
+		return err
+	}
+	res.Path, res.Name = path, filepath.Base(path)
+	// §8.1 received, then §6.6 the receiver ends the session.
+	select {
+	case <-w.ended:
+	default:
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), terminateTimeout)
+		if err := s.SendInfo(ictx, Received{Creator: c.Creator, Name: c.Name}.Element()); err != nil {
+			a.log.Debug("received not delivered", "sid", s.SID(), "err", err)
+		}
+		cancel()
+		a.terminate(s, jingle.ReasonSuccess, "")
+	}
+	return nil
+}
+
+// abort discards (or keeps, per KeepPartial) a file that failed.
+func (a *App) abort(in *IncomingFile, res *Result) {
+	kept, err := in.Abort()
+	if err != nil {
+		a.log.Warn("abort", "err", err)
+	}
+	res.Path = kept
+}
+
+func (a *App) notify(t *Transfer) {
+	if a.onTransfer != nil {
+		a.onTransfer(t)
+	}
+}
+
+// terminate sends session-terminate with a reason (and application-specific
+// conditions of NSErrors, §9), whatever the state of the caller's ctx.
+func (a *App) terminate(s *jingle.Session, cond, text string, appConds ...string) {
+	r := jingle.Reason{Condition: cond, Text: text}
+	for _, c := range appConds {
+		r.Extra = append(r.Extra, jingle.Element{XMLName: xml.Name{Space: NSErrors, Local: c}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), terminateTimeout)
+	defer cancel()
+	if err := s.Terminate(ctx, r); err != nil {
+		a.log.Debug("terminate", "sid", s.SID(), "err", err)
+	}
+}
+
+// waitErr maps the error of WaitActive.
+func (a *App) waitErr(s *jingle.Session, err error, what string) error {
+	var te *jingle.TerminatedError
+	if errors.As(err, &te) {
+		return fmt.Errorf("filetransfer: %s: %w", what, reasonErr(te.Reason, te.ByPeer))
+	}
+	a.terminate(s, jingle.ReasonCancel, "")
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("filetransfer: %s: waiting for the peer: %w", what, errors.Join(ErrTimeout, err))
+	}
+	return fmt.Errorf("filetransfer: %s: %w", what, err)
+}
+
+// endedErr explains a stream error: if the session ended, why; otherwise
+// err, after terminating with cond.
+//
+// The stream and the signalling travel different paths: a peer that
+// terminates closes the transport too, and we may see the broken stream
+// before the session-terminate. So a stream error waits up to endGrace for
+// the session to end before it is blamed on the stream.
+func (a *App) endedErr(s *jingle.Session, w *watcher, err error, cond string) error {
+	g := time.NewTimer(endGrace)
+	defer g.Stop()
+	select {
+	case <-w.ended:
+		if e := w.endErr(); e != nil {
+			return fmt.Errorf("%w (%w)", e, err)
+		}
+		return fmt.Errorf("%w: %w", ErrPeerGone, err)
+	case <-g.C:
+	}
+	a.terminate(s, cond, "")
+	return err
+}
+
+// streamErr explains an error of the stream: our ctx, the idle timeout, the
+// session's end, or the stream itself.
+func (a *App) streamErr(ctx context.Context, s *jingle.Session, w *watcher, err error) error {
+	if ctx.Err() != nil {
+		a.terminate(s, jingle.ReasonCancel, "")
+		return fmt.Errorf("%w (%w)", ctxErr(ctx), err)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		a.terminate(s, jingle.ReasonConnectivityError, "stream stalled")
+		return fmt.Errorf("filetransfer: stream idle for %v: %w (%w)", a.idle, ErrTimeout, err)
+	}
+	return a.endedErr(s, w, err, jingle.ReasonConnectivityError)
+}
+
+// idleConn sets a deadline before each read and write, so a stalled
+// stream fails instead of blocking forever.
+type idleConn struct {
+	c    net.Conn
+	idle time.Duration
+}
+
+func (i idleConn) Read(p []byte) (int, error) {
+	if i.idle > 0 {
+		i.c.SetReadDeadline(time.Now().Add(i.idle))
+	}
+	return i.c.Read(p)
+}
+
+func (i idleConn) Write(p []byte) (int, error) {
+	if i.idle > 0 {
+		i.c.SetWriteDeadline(time.Now().Add(i.idle))
+	}
+	return i.c.Write(p)
+}
+
+// reasonErr maps a session-terminate reason to the package's sentinels.
+func reasonErr(r jingle.Reason, byPeer bool) error {
+	who := "locally"
+	if byPeer {
+		who = "by peer"
+	}
+	var sentinel error
+	switch r.Condition {
+	case jingle.ReasonSuccess:
+		return nil
+	case jingle.ReasonDecline, jingle.ReasonBusy:
+		sentinel = ErrDeclined
+	case jingle.ReasonTimeout, jingle.ReasonExpired:
+		sentinel = ErrTimeout
+	case jingle.ReasonMediaError:
+		sentinel = ErrHashMismatch
+		if hasAppCond(r, "file-too-large") {
+			sentinel = ErrTooLarge
+		}
+	case jingle.ReasonFailedApplication:
+		sentinel = ErrPeerGone
+		if hasAppCond(r, "file-not-available") {
+			sentinel = ErrNotAvailable
+		}
+	default:
+		sentinel = ErrPeerGone
+	}
+	return fmt.Errorf("session terminated %s (%s): %w", who, r, sentinel)
+}
+
+func hasAppCond(r jingle.Reason, local string) bool {
+	for _, e := range r.Extra {
+		if e.XMLName.Local == local && e.XMLName.Space == NSErrors {
+			return true
+		}
+	}
+	return false
+}
+
+func ctxErr(ctx context.Context) error {
+	err := ctx.Err()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.Join(ErrTimeout, err)
+	}
+	return err
+}
+
+func mediaType(name string) string {
+	if t := mime.TypeByExtension(filepath.Ext(name)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// sessionContext returns a ctx that is also cancelled when s ends. The
+// returned func cancels it and waits for the helper goroutine.
+func sessionContext(ctx context.Context, s *jingle.Session) (context.Context, func()) {
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-s.Done():
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	return sctx, func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// watcher reads a session's events for one content: checksums, received,
+// the end. It owns one goroutine, stopped by close.
+type watcher struct {
+	content string
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	sums   []Hash
+	term   *jingle.TerminatedEvent
+	gotSum chan struct{} // cap 1: a checksum arrived
+
+	received chan struct{} // closed at the first <received/>
+	ended    chan struct{} // closed when the session ended
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func (a *App) watch(s *jingle.Session, content string) *watcher {
+	w := &watcher{
+		content: content, log: a.log.With("sid", s.SID()),
+		gotSum: make(chan struct{}, 1), received: make(chan struct{}),
+		ended: make(chan struct{}), stop: make(chan struct{}),
+	}
+	w.wg.Add(1)
+	go w.run(s)
+	return w
+}
+
+func (w *watcher) close() {
+	close(w.stop)
+	w.wg.Wait()
+}
+
+func (w *watcher) run(s *jingle.Session) {
+	defer w.wg.Done()
+	gotReceived := false
+	defer func() {
+		w.mu.Lock()
+		if w.term == nil {
+			// Events closed without a TerminatedEvent (dropped or
+			// stopped): the session's own reason.
+			select {
+			case <-s.Done():
+				w.term = &jingle.TerminatedEvent{Reason: s.Reason()}
+			default:
+			}
+		}
+		w.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case ev, ok := <-s.Events():
+			if !ok {
+				w.setEnded(&jingle.TerminatedEvent{Reason: s.Reason()})
+				return
+			}
+			switch e := ev.(type) {
+			case *jingle.SessionInfoEvent:
+				for _, p := range e.Payload {
+					switch ClassifyInfo(p) {
+					case InfoChecksum:
+						cs, err := ParseChecksum(p)
+						if err != nil {
+							w.log.Info("bad checksum", "err", err)
+							continue
+						}
+						if cs.Name != "" && cs.Name != w.content {
+							continue
+						}
+						w.addSums(cs.File.HashValues())
+					case InfoReceived:
+						r, err := ParseReceived(p)
+						if err == nil && (r.Name == "" || r.Name == w.content) && !gotReceived {
+							gotReceived = true
+							close(w.received)
+						}
+					}
+				}
+			case *jingle.TerminatedEvent:
+				w.setEnded(e)
+			}
+		}
+	}
+}
+
+func (w *watcher) setEnded(e *jingle.TerminatedEvent) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.term != nil && isClosed(w.ended) {
+		return
+	}
+	w.term = e
+	close(w.ended)
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// addSums records checksum hashes, one value per algorithm (the last wins),
+// bounded.
+func (w *watcher) addSums(hs []Hash) {
+	w.mu.Lock()
+	for _, h := range hs {
+		replaced := false
+		for i := range w.sums {
+			if w.sums[i].Algo == h.Algo {
+				w.sums[i] = h
+				replaced = true
+			}
+		}
+		if !replaced && len(w.sums) < maxHashes {
+			w.sums = append(w.sums, h)
+		}
+	}
+	w.mu.Unlock()
+	select {
+	case w.gotSum <- struct{}{}:
+	default:
+	}
+}
+
+func (w *watcher) hashes() []Hash {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Hash(nil), w.sums...)
+}
+
+// endErr is the error of the session's end (nil for success), valid once
+// ended is closed.
+func (w *watcher) endErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.term == nil {
+		return nil
+	}
+	return reasonErr(w.term.Reason, w.term.ByPeer)
+}

@@ -1,0 +1,136 @@
+package filetransfer
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Direction tells whether we send or receive a file.
+type Direction int
+
+// Directions.
+const (
+	Outgoing Direction = iota // we send
+	Incoming                  // we receive
+)
+
+// String implements fmt.Stringer.
+func (d Direction) String() string {
+	if d == Incoming {
+		return "in"
+	}
+	return "out"
+}
+
+// Result is the outcome of one transfer; the CLI prints it as JSON.
+type Result struct {
+	// Name is the file name: the one offered (outgoing), or the name the
+	// file was stored under (incoming, the base of Path).
+	Name string `json:"name"`
+	// Path is where the file is: the local file sent, or the file
+	// received (empty if it was not committed; with Store.KeepPartial it
+	// is the ".failed" file of a failed transfer).
+	Path string `json:"path,omitempty"`
+	// Size is the announced size (-1 if unknown), Bytes the bytes that
+	// went over the stream.
+	Size  int64 `json:"size"`
+	Bytes int64 `json:"bytes"`
+	// Transport is the namespace of the transport that carried the data.
+	Transport string `json:"transport,omitempty"`
+	// SHA256 is the hex SHA-256 of the data we sent or received.
+	SHA256 string `json:"sha256,omitempty"`
+	// Verified is true for an incoming file when a strong hash from the
+	// sender matched, and for an outgoing one when the receiver confirmed
+	// (received, or session-terminate success after our checksum).
+	Verified bool `json:"verified"`
+	// VerifyNote says why Verified is false ("peer sent no hash", ...).
+	VerifyNote string `json:"verify_note,omitempty"`
+	// Seconds is the wall time from the offer (or request) to the end.
+	Seconds float64 `json:"seconds"`
+	// Err is why the transfer failed, nil on success. It wraps one of the
+	// package's sentinels when one applies.
+	Err error `json:"-"`
+	// Error is Err as text, for JSON.
+	Error string `json:"error,omitempty"`
+}
+
+// Transfer is one transfer in progress, in or out. Its methods are safe for
+// concurrent use (a progress bar polls Bytes while the transfer runs).
+type Transfer struct {
+	name  string
+	size  int64
+	peer  jid.JID
+	sid   string
+	dir   Direction
+	start time.Time
+
+	bytes atomic.Int64
+	done  chan struct{}
+	once  sync.Once
+	res   *Result
+}
+
+func newTransfer(dir Direction, peer jid.JID, sid, name string, size int64) *Transfer {
+	return &Transfer{name: name, size: size, peer: peer, sid: sid, dir: dir, start: time.Now(), done: make(chan struct{})}
+}
+
+// Name is the file name (as offered; see Result.Name for the stored name).
+func (t *Transfer) Name() string { return t.name }
+
+// Size is the announced size in bytes, -1 if unknown.
+func (t *Transfer) Size() int64 { return t.size }
+
+// Bytes is the number of bytes sent or received so far.
+func (t *Transfer) Bytes() int64 { return t.bytes.Load() }
+
+// Peer is the peer's full JID.
+func (t *Transfer) Peer() jid.JID { return t.peer }
+
+// SID is the Jingle session ID.
+func (t *Transfer) SID() string { return t.sid }
+
+// Direction tells whether we send or receive.
+func (t *Transfer) Direction() Direction { return t.dir }
+
+// Done is closed when the transfer ended; Result is then valid.
+func (t *Transfer) Done() <-chan struct{} { return t.done }
+
+// Result is the transfer's outcome, nil until Done is closed.
+func (t *Transfer) Result() *Result {
+	select {
+	case <-t.done:
+		return t.res
+	default:
+		return nil
+	}
+}
+
+// finish records r and closes Done (once).
+func (t *Transfer) finish(r *Result) *Result {
+	t.once.Do(func() {
+		r.Bytes = t.bytes.Load()
+		r.Seconds = time.Since(t.start).Seconds()
+		if r.Err != nil {
+			r.Error = r.Err.Error()
+		}
+		t.res = r
+		close(t.done)
+	})
+	return t.res
+}
+
+// counter counts the bytes that go through it into a Transfer.
+type counter struct {
+	w io.Writer
+	t *Transfer
+}
+
+func (c counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.t.bytes.Add(int64(n))
+	return n, err
+}
