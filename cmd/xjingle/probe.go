@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"mellium.im/xmpp/jid"
+)
+
+func newProbeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "probe",
+		Short: "Connect and print what the server offers for Jingle",
+		Long: `Probe logs in and prints what the server offers that matters for Jingle:
+its disco#info features and identities, its disco items, a SOCKS5 bytestream
+proxy (XEP-0065) if any, and STUN/TURN services (XEP-0215) if any.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fc, err := g.loadFileConfig()
+			if err != nil {
+				return err
+			}
+			acct, err := g.account(fc)
+			if err != nil {
+				return err
+			}
+			ctx, cancel, err := g.withTimeout(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			e, err := startEngine(ctx, acct, g.logger(), engineConfig{})
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			rep := probeReport{JID: e.cl.LocalJID().String()}
+			domain := e.cl.LocalJID().Domain()
+			rep.Server = domain.String()
+			if info, err := e.cl.DiscoInfo(ctx, domain); err != nil {
+				rep.Errors = append(rep.Errors, "disco#info: "+err.Error())
+			} else {
+				rep.Features = info.Features
+				for _, id := range info.Identities {
+					rep.Identities = append(rep.Identities, fmt.Sprintf("%s/%s %s", id.Category, id.Type, id.Name))
+				}
+			}
+			if items, err := e.cl.DiscoItems(ctx, domain); err != nil {
+				rep.Errors = append(rep.Errors, "disco#items: "+err.Error())
+			} else {
+				for _, it := range items {
+					rep.Items = append(rep.Items, it.JID.String())
+				}
+			}
+			if sh, err := e.cl.FindProxy65(ctx); err != nil {
+				rep.Errors = append(rep.Errors, "proxy65: "+err.Error())
+			} else {
+				rep.Proxy65 = &probeProxy{JID: sh.JID.String(), Host: sh.Host, Port: sh.Port}
+			}
+			if svcs, err := e.cl.ExternalServices(ctx); err != nil {
+				rep.Errors = append(rep.Errors, "external services: "+err.Error())
+			} else {
+				for _, s := range svcs {
+					rep.Services = append(rep.Services, probeService{
+						Type: s.Type, Host: s.Host, Port: s.Port, Transport: s.Transport,
+						Restricted: s.Restricted, HasCredentials: s.Username != "",
+					})
+				}
+			}
+			if g.json {
+				return writeJSON(g.stdout, rep)
+			}
+			rep.print(g)
+			return nil
+		},
+	}
+}
+
+type probeReport struct {
+	JID        string         `json:"jid"`
+	Server     string         `json:"server"`
+	Identities []string       `json:"identities"`
+	Features   []string       `json:"features"`
+	Items      []string       `json:"items"`
+	Proxy65    *probeProxy    `json:"proxy65"`
+	Services   []probeService `json:"external_services"`
+	Errors     []string       `json:"errors,omitempty"`
+}
+
+type probeProxy struct {
+	JID  string `json:"jid"`
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}
+
+type probeService struct {
+	Type           string `json:"type"`
+	Host           string `json:"host"`
+	Port           int    `json:"port"`
+	Transport      string `json:"transport,omitempty"`
+	Restricted     bool   `json:"restricted"`
+	HasCredentials bool   `json:"credentials"`
+}
+
+func (r probeReport) print(g *globals) {
+	w := g.stdout
+	fmt.Fprintf(w, "Logged in as %s\nServer %s\n", r.JID, r.Server)
+	for _, id := range r.Identities {
+		fmt.Fprintf(w, "  identity  %s\n", id)
+	}
+	fmt.Fprintf(w, "Features (%d):\n", len(r.Features))
+	for _, f := range r.Features {
+		fmt.Fprintf(w, "  %s\n", f)
+	}
+	fmt.Fprintf(w, "Items (%d):\n", len(r.Items))
+	for _, it := range r.Items {
+		fmt.Fprintf(w, "  %s\n", it)
+	}
+	if r.Proxy65 != nil {
+		fmt.Fprintf(w, "SOCKS5 proxy (XEP-0065): %s at %s:%d\n", r.Proxy65.JID, r.Proxy65.Host, r.Proxy65.Port)
+	} else {
+		fmt.Fprintln(w, "SOCKS5 proxy (XEP-0065): none")
+	}
+	if len(r.Services) == 0 {
+		fmt.Fprintln(w, "STUN/TURN services (XEP-0215): none")
+	} else {
+		fmt.Fprintln(w, "STUN/TURN services (XEP-0215):")
+		for _, s := range r.Services {
+			extra := ""
+			if s.Restricted {
+				extra = " restricted"
+			}
+			if s.HasCredentials {
+				extra += " with credentials"
+			}
+			fmt.Fprintf(w, "  %s %s:%d %s%s\n", s.Type, s.Host, s.Port, s.Transport, extra)
+		}
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "note: %s\n", e)
+	}
+}
+
+var _ = jid.JID{}

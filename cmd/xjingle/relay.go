@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/xjingle/xjingle/relay"
+)
+
+// relayFlags are the relay command's flags; each has a config-file key, the flag name with '-' → '_'.
+type relayFlags struct {
+	config      string
+	listen      []string
+	tlsListen   []string
+	cert, key   string
+	realm       string
+	secretFile  string
+	usersFile   string
+	allowPeer   []string
+	denyPeer    []string
+	publicIP    string
+	publicIPv6  string
+	metrics     string
+	portMin     uint16
+	portMax     uint16
+	totalQuota  int
+	userQuota   int
+	maxBPS      int64
+	lifetime    time.Duration
+	maxAge      time.Duration
+	unauthRate  float64
+	unauthBurst int
+	maxTCPConns int
+	sockets     int
+	drain       time.Duration
+	logLevel    string
+	logJSON     bool
+}
+
+func newRelayCmd() *cobra.Command {
+	var f relayFlags
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Run a TURN/STUN relay (RFC 8656/8489) for XMPP servers' users",
+		Long: `relay runs a TURN and STUN server on UDP, TCP and TLS, with TURN REST API credentials
+(coturn's use-auth-secret: Prosody mod_turn_external, ejabberd mod_stun_disco) or static users.
+
+It refuses by default to relay to loopback, private, link-local (cloud metadata), multicast
+and reserved addresses; open ranges with --allow-peer. The shared secret is read from
+--secret-file or the environment variable XJINGLE_RELAY_SECRET, never from the command line.
+
+Every flag has a key in the TOML --config file: the flag name with '-' replaced by '_'
+(listen = ["0.0.0.0:3478"], secret_file = "/etc/xjingle/relay.secret", ...). Flags win over
+the file. SIGHUP reloads the TLS certificate; SIGTERM drains (up to --drain-timeout) and exits.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyRelayConfigFile(cmd.Flags(), f.config); err != nil {
+				return err
+			}
+			return runRelay(cmd.Context(), &f, cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", "", "relay config file (TOML)")
+	fl.StringArrayVar(&f.listen, "listen", []string{"0.0.0.0:3478"},
+		"serve UDP and TCP on ADDR (repeatable); ADDR=EXTERNAL_IP gives the address clients see behind 1:1 NAT")
+	fl.StringArrayVar(&f.tlsListen, "tls-listen", nil, "serve TURN over TLS (turns:) on ADDR (repeatable; needs --cert and --key)")
+	fl.StringVar(&f.cert, "cert", "", "TLS certificate chain (PEM); reloaded on SIGHUP")
+	fl.StringVar(&f.key, "key", "", "TLS private key (PEM); reloaded on SIGHUP")
+	fl.StringVar(&f.realm, "realm", relay.DefaultRealm, "long-term credential realm")
+	fl.StringVar(&f.secretFile, "secret-file", "", "file with TURN REST API shared secrets, one a line (or env XJINGLE_RELAY_SECRET)")
+	fl.StringVar(&f.usersFile, "users-file", "", "file with static users, user:password a line")
+	fl.StringArrayVar(&f.allowPeer, "allow-peer", nil, "allow relaying to this CIDR even if denied by default (repeatable)")
+	fl.StringArrayVar(&f.denyPeer, "deny-peer", nil, "deny relaying to this CIDR (repeatable)")
+	fl.StringVar(&f.publicIP, "public-ip", "", "IPv4 address advertised for relayed addresses (1:1 NAT)")
+	fl.StringVar(&f.publicIPv6, "public-ipv6", "", "IPv6 address advertised for relayed addresses")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus /metrics and /healthz on ADDR (e.g. 127.0.0.1:9641)")
+	fl.Uint16Var(&f.portMin, "min-port", relay.DefaultPortMin, "lowest relayed port")
+	fl.Uint16Var(&f.portMax, "max-port", relay.DefaultPortMax, "highest relayed port")
+	fl.IntVar(&f.totalQuota, "total-quota", relay.DefaultMaxAllocations, "maximum allocations in total (-1: unlimited)")
+	fl.IntVar(&f.userQuota, "user-quota", relay.DefaultMaxAllocationsPerUser, "maximum allocations per user (-1: unlimited)")
+	fl.Int64Var(&f.maxBPS, "max-bps", relay.DefaultMaxBandwidth, "bandwidth cap per allocation and direction, bytes/s (-1: unlimited)")
+	fl.DurationVar(&f.lifetime, "lifetime", relay.DefaultAllocationLifetime, "allocation lifetime when the client asks for none (max 1h)")
+	fl.DurationVar(&f.maxAge, "max-allocation-age", relay.DefaultMaxAllocationAge, "end allocations this old whatever their refreshes (-1ns: never)")
+	fl.Float64Var(&f.unauthRate, "unauth-rate", relay.DefaultUnauthRate, "unauthenticated requests/s per source IP (-1: unlimited)")
+	fl.IntVar(&f.unauthBurst, "unauth-burst", relay.DefaultUnauthBurst, "burst of unauthenticated requests per source IP")
+	fl.IntVar(&f.maxTCPConns, "max-tcp-conns", relay.DefaultMaxTCPConns, "maximum concurrent TCP/TLS client connections")
+	fl.IntVar(&f.sockets, "sockets", 0, "SO_REUSEPORT UDP sockets per --listen address (default: number of CPUs)")
+	fl.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "on SIGTERM, keep relaying existing allocations this long")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.BoolVar(&f.logJSON, "log-json", false, "write logs as JSON")
+	return cmd
+}
+
+// applyRelayConfigFile sets, from the TOML file, every flag the command line did not set.
+func applyRelayConfigFile(fs *pflag.FlagSet, path string) error {
+	if path == "" {
+		return nil
+	}
+	var m map[string]any
+	if _, err := toml.DecodeFile(path, &m); err != nil {
+		return fmt.Errorf("relay config %s: %w", path, err)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		name := strings.ReplaceAll(k, "_", "-")
+		fl := fs.Lookup(name)
+		if fl == nil || name == "config" {
+			return fmt.Errorf("relay config %s: unknown key %q", path, k)
+		}
+		if fl.Changed {
+			continue
+		}
+		vals := []any{m[k]}
+		if list, ok := m[k].([]any); ok {
+			vals = list
+		}
+		for _, v := range vals {
+			if err := fs.Set(name, fmt.Sprint(v)); err != nil {
+				return fmt.Errorf("relay config %s: %s: %w", path, k, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (f *relayFlags) logger(w interface{ Write([]byte) (int, error) }) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if f.logJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (f *relayFlags) relayConfig(log *slog.Logger) (relay.Config, error) {
+	cfg := relay.Config{
+		CertFile:              f.cert,
+		KeyFile:               f.key,
+		Realm:                 f.realm,
+		PortMin:               f.portMin,
+		PortMax:               f.portMax,
+		MaxAllocations:        f.totalQuota,
+		MaxAllocationsPerUser: f.userQuota,
+		MaxBandwidth:          f.maxBPS,
+		AllocationLifetime:    f.lifetime,
+		MaxAllocationAge:      f.maxAge,
+		UnauthRate:            f.unauthRate,
+		UnauthBurst:           f.unauthBurst,
+		MaxTCPConns:           f.maxTCPConns,
+		SocketsPerUDPListen:   f.sockets,
+		Logger:                log,
+	}
+	for _, s := range f.listen {
+		l, err := relay.ParseListen(s)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Listen = append(cfg.Listen, l)
+	}
+	for _, s := range f.tlsListen {
+		l, err := relay.ParseListen(s)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.TLSListen = append(cfg.TLSListen, l)
+	}
+	for _, p := range []struct {
+		in  []string
+		out *[]netip.Prefix
+	}{{f.allowPeer, &cfg.Peers.Allow}, {f.denyPeer, &cfg.Peers.Deny}} {
+		for _, s := range p.in {
+			pfx, err := relay.ParsePrefix(s)
+			if err != nil {
+				return cfg, err
+			}
+			*p.out = append(*p.out, pfx)
+		}
+	}
+	for _, p := range []struct {
+		in  string
+		out *netip.Addr
+	}{{f.publicIP, &cfg.PublicIP}, {f.publicIPv6, &cfg.PublicIPv6}} {
+		if p.in == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(p.in)
+		if err != nil {
+			return cfg, fmt.Errorf("public IP %q: %w", p.in, err)
+		}
+		*p.out = ip.Unmap()
+	}
+	switch {
+	case f.secretFile != "":
+		s, err := relay.ReadSecretsFile(f.secretFile)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Secrets = s
+	case os.Getenv("XJINGLE_RELAY_SECRET") != "":
+		s, err := relay.ReadSecrets(strings.NewReader(os.Getenv("XJINGLE_RELAY_SECRET")))
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Secrets = s
+	}
+	if f.usersFile != "" {
+		u, err := relay.ReadUsersFile(f.usersFile)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Users = u
+	}
+	return cfg, nil
+}
+
+func runRelay(ctx context.Context, f *relayFlags, stderr interface{ Write([]byte) (int, error) }) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	log := f.logger(stderr)
+	cfg, err := f.relayConfig(log)
+	if err != nil {
+		return err
+	}
+	srv, err := relay.New(cfg)
+	if err != nil {
+		return err
+	}
+	// SIGTERM/SIGINT drain; the root command's context may carry them already, this makes the command
+	// complete on its own too.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var metricsSrv *http.Server
+	metricsDone := make(chan error, 1)
+	if f.metrics != "" {
+		ln, err := net.Listen("tcp", f.metrics)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("relay: metrics listener: %w", err)
+		}
+		metricsSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		log.Info("metrics serving", "addr", ln.Addr().String())
+		go func() { metricsDone <- metricsSrv.Serve(ln) }()
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background()) }()
+	var runErr error
+loop:
+	for {
+		select {
+		case <-hup:
+			if err := srv.ReloadCertificates(); err != nil {
+				log.Error("certificate reload failed", "err", err)
+			} else {
+				log.Info("certificate reloaded")
+			}
+		case err := <-served:
+			if !errors.Is(err, relay.ErrServerClosed) {
+				runErr = err
+			}
+			break loop
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), f.drain)
+			if err := srv.Shutdown(dctx); err != nil {
+				log.Warn("relay shutdown", "err", err)
+			}
+			cancel()
+			<-served
+			break loop
+		}
+	}
+	if metricsSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = metricsSrv.Shutdown(sctx)
+		cancel()
+		<-metricsDone
+	}
+	return runErr
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set with -ldflags "-X main.version=..." by release builds.
+var version = ""
+
+// globals are the flags every subcommand shares.
+type globals struct {
+	configFile string
+	jid        string
+	server     string
+	ca         string
+	insecure   bool
+	directTLS  bool
+	json       bool
+	logLevel   string
+	logJSON    bool
+	timeout    string
+
+	stdout io.Writer
+	stderr io.Writer
+	stdin  io.Reader
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}
+	root := &cobra.Command{
+		Use:   "xjingle",
+		Short: "Jingle file transfer, calls and TURN relay for XMPP",
+		Long: `xjingle moves files (and, later, voice) between XMPP accounts with Jingle.
+
+Account settings come from flags, the environment (XJINGLE_JID, XJINGLE_PASSWORD,
+XJINGLE_SERVER, XJINGLE_CA) or the config file ($XDG_CONFIG_HOME/xjingle/config.toml).
+The password is never taken from the command line: set XJINGLE_PASSWORD, put it in
+the config file, or type it when asked.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.configFile, "config", "", "config file (default $XDG_CONFIG_HOME/xjingle/config.toml)")
+	pf.StringVar(&g.jid, "jid", "", "your XMPP address (env XJINGLE_JID)")
+	pf.StringVar(&g.server, "server", "", "connect to HOST:PORT instead of looking up SRV records (env XJINGLE_SERVER)")
+	pf.StringVar(&g.ca, "ca", "", "PEM file with extra CA certificates to trust (env XJINGLE_CA)")
+	pf.BoolVar(&g.insecure, "insecure-skip-verify", false, "do not verify the server's TLS certificate (dangerous; logged)")
+	pf.BoolVar(&g.directTLS, "direct-tls", false, "use direct TLS (xmpps) instead of STARTTLS with --server")
+	pf.BoolVar(&g.json, "json", false, "print one JSON object per line (per file) instead of human output")
+	pf.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	pf.BoolVar(&g.logJSON, "log-json", false, "write logs as JSON")
+	pf.StringVar(&g.timeout, "timeout", "", "give up after this long (e.g. 10m); default: no limit for transfers")
+
+	root.AddCommand(
+		newSendCmd(g),
+		newReceiveCmd(g),
+		newProbeCmd(g),
+		newDemoCmd(g),
+		newRelayCmd(),
+		newVersionCmd(g),
+	)
+	return root
+}
+
+func (g *globals) logger() *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		lvl = slog.LevelWarn
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if g.logJSON {
+		return slog.New(slog.NewJSONHandler(g.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, opts))
+}
+
+func versionString() string {
+	v := version
+	if v == "" {
+		v = "devel"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+				v = bi.Main.Version
+			}
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+					v += "+" + s.Value[:12]
+				}
+			}
+		}
+	}
+	return v
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.json {
+				return writeJSON(g.stdout, map[string]string{"version": versionString()})
+			}
+			fmt.Fprintln(g.stdout, "xjingle", versionString())
+			return nil
+		},
+	}
+}
