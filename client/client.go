@@ -334,9 +334,27 @@ func (c *Client) failPending(err error) {
 }
 
 // write sends raw XML of one stanza.
+//
+// mellium's Send arms a goroutine that, when the ctx it was given ends, sets
+// a past write deadline on the connection. If that ctx ends after the write
+// (a caller's per-request ctx, cancelled once the answer came) the deadline
+// can land on another goroutine's write in progress and break the TLS
+// stream for good. So Send gets a ctx that never ends, and ctx is only
+// checked before writing.
 func (c *Client) write(ctx context.Context, raw []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	d := xml.NewDecoder(bytes.NewReader(raw))
-	return c.sess.Send(ctx, d)
+	if err := c.sess.Send(context.Background(), d); err != nil {
+		// A failed write leaves the stream in an unknown state (maybe
+		// half a stanza): end the connection so that everything
+		// waiting on it fails now instead of hanging.
+		c.log.Warn("write failed; closing the connection", "err", err)
+		_ = c.sess.Conn().Close()
+		return err
+	}
+	return nil
 }
 
 func (c *Client) nextID() string {
@@ -513,4 +531,3 @@ func (c *Client) sendPresence(ctx context.Context) error {
 	defer c.writeMu.Unlock()
 	return c.write(ctx, []byte(raw))
 }
-
