@@ -10,6 +10,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -161,7 +162,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, classify(fmt.Errorf("client: dial %s: %w", domain, err))
 	}
 	mechs := []sasl.Mechanism{sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1, sasl.Plain}
-	features := []xmpp.StreamFeature{xmpp.SASL("", cfg.Password, mechs...), xmpp.BindResource()}
+	features := []xmpp.StreamFeature{authFeature(cfg.Password, mechs), xmpp.BindResource()}
 	var state xmpp.SessionState
 	if direct {
 		state = xmpp.Secure
@@ -530,4 +531,21 @@ func (c *Client) sendPresence(ctx context.Context) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	return c.write(ctx, []byte(raw))
+}
+
+// authFeature is mellium's SASL feature with its failures marked ErrAuth: a
+// <failure/> from the server (RFC 6120 §6.5) reaches us as an error with
+// only the server's text, so the feature that failed is what tells.
+func authFeature(password string, mechs []sasl.Mechanism) xmpp.StreamFeature {
+	f := xmpp.SASL("", password, mechs...)
+	negotiate := f.Negotiate
+	f.Negotiate = func(ctx context.Context, s *xmpp.Session, data interface{}) (xmpp.SessionState, io.ReadWriter, error) {
+		st, rw, err := negotiate(ctx, s, data)
+		var ne net.Error
+		if err != nil && !errors.As(err, &ne) && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", ErrAuth, err)
+		}
+		return st, rw, err
+	}
+	return f
 }
