@@ -87,7 +87,8 @@ It prints the result and checks that the SHA-256 of what bob received matches.`,
 			pr := newProgress(g)
 			got := make(chan *filetransfer.Result, 1)
 			recv, err := startEngine(ctx, account{JID: bob.JID, Password: bob.Password, Server: bed.C2SAddr, CA: bed.CAFile}, log, engineConfig{
-				store: &filetransfer.Store{Dir: inbox},
+				ibbBlock: g.ibbBlock,
+				store:    &filetransfer.Store{Dir: inbox},
 				appOpts: []filetransfer.Option{
 					filetransfer.WithAcceptPolicy(filetransfer.AcceptAll),
 					filetransfer.WithOnTransfer(func(t *filetransfer.Transfer) {
@@ -101,17 +102,18 @@ It prints the result and checks that the SHA-256 of what bob received matches.`,
 			}
 			defer recv.Close()
 			send, err := startEngine(ctx, account{JID: alice.JID, Password: alice.Password, Server: bed.C2SAddr, CA: bed.CAFile}, log, engineConfig{
-				appOpts: []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
+				ibbBlock: g.ibbBlock,
+				appOpts:  []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
 			})
 			if err != nil {
 				return fmt.Errorf("alice: %w", err)
 			}
 			defer send.Close()
-			peer, err := send.resolvePeer(ctx, bob.JID)
+			peer, err := send.ResolvePeer(ctx, bob.JID)
 			if err != nil {
 				return err
 			}
-			res, err := send.app.Send(ctx, send.mgr, peer, path, filetransfer.SendOptions{Transport: order[0]})
+			res, err := send.App.Send(ctx, send.Manager, peer, path, filetransfer.SendOptions{Transport: order[0]})
 			g.report(res, err)
 			var in *filetransfer.Result
 			select {

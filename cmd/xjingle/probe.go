@@ -29,15 +29,15 @@ proxy (XEP-0065) if any, and STUN/TURN services (XEP-0215) if any.`,
 				return err
 			}
 			defer cancel()
-			e, err := startEngine(ctx, acct, g.logger(), engineConfig{})
+			e, err := startEngine(ctx, acct, g.logger(), engineConfig{ibbBlock: g.ibbBlock})
 			if err != nil {
 				return err
 			}
 			defer e.Close()
-			rep := probeReport{JID: e.cl.LocalJID().String()}
-			domain := e.cl.LocalJID().Domain()
+			rep := probeReport{JID: e.Client.LocalJID().String()}
+			domain := e.Client.LocalJID().Domain()
 			rep.Server = domain.String()
-			if info, err := e.cl.DiscoInfo(ctx, domain); err != nil {
+			if info, err := e.Client.DiscoInfo(ctx, domain); err != nil {
 				rep.Errors = append(rep.Errors, "disco#info: "+err.Error())
 			} else {
 				rep.Features = info.Features
@@ -45,19 +45,19 @@ proxy (XEP-0065) if any, and STUN/TURN services (XEP-0215) if any.`,
 					rep.Identities = append(rep.Identities, fmt.Sprintf("%s/%s %s", id.Category, id.Type, id.Name))
 				}
 			}
-			if items, err := e.cl.DiscoItems(ctx, domain); err != nil {
+			if items, err := e.Client.DiscoItems(ctx, domain); err != nil {
 				rep.Errors = append(rep.Errors, "disco#items: "+err.Error())
 			} else {
 				for _, it := range items {
 					rep.Items = append(rep.Items, it.JID.String())
 				}
 			}
-			if sh, err := e.cl.FindProxy65(ctx); err != nil {
+			if sh, err := e.Client.FindProxy65(ctx); err != nil {
 				rep.Errors = append(rep.Errors, "proxy65: "+err.Error())
 			} else {
 				rep.Proxy65 = &probeProxy{JID: sh.JID.String(), Host: sh.Host, Port: sh.Port}
 			}
-			if svcs, err := e.cl.ExternalServices(ctx); err != nil {
+			if svcs, err := e.Client.ExternalServices(ctx); err != nil {
 				rep.Errors = append(rep.Errors, "external services: "+err.Error())
 			} else {
 				for _, s := range svcs {

@@ -99,7 +99,8 @@ that file arrived complete (and verified, with --require-hash).`,
 			}
 			store := &filetransfer.Store{Dir: dir, KeepPartial: keepPartial}
 			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
-				store: store,
+				ibbBlock: g.ibbBlock,
+				store:    store,
 				appOpts: []filetransfer.Option{
 					filetransfer.WithAcceptPolicy(policy),
 					filetransfer.WithOnTransfer(onTransfer),
@@ -110,9 +111,9 @@ that file arrived complete (and verified, with --require-hash).`,
 				return err
 			}
 			if !g.json {
-				fmt.Fprintf(g.stderr, "xjingle: receiving as %s into %s\n", e.cl.LocalJID(), dir)
+				fmt.Fprintf(g.stderr, "xjingle: receiving as %s into %s\n", e.Client.LocalJID(), dir)
 			} else {
-				_ = writeJSON(g.stderr, map[string]string{"event": "ready", "jid": e.cl.LocalJID().String(), "dir": dir})
+				_ = writeJSON(g.stderr, map[string]string{"event": "ready", "jid": e.Client.LocalJID().String(), "dir": dir})
 			}
 			select {
 			case <-done:

@@ -25,6 +25,7 @@ type globals struct {
 	logLevel   string
 	logJSON    bool
 	timeout    string
+	ibbBlock   int
 
 	stdout io.Writer
 	stderr io.Writer
@@ -56,6 +57,7 @@ the config file, or type it when asked.`,
 	pf.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	pf.BoolVar(&g.logJSON, "log-json", false, "write logs as JSON")
 	pf.StringVar(&g.timeout, "timeout", "", "give up after this long (e.g. 10m); default: no limit for transfers")
+	pf.IntVar(&g.ibbBlock, "ibb-block-size", 0, "IBB block size to offer, 1-65535 (default 32767; peers may lower it)")
 
 	root.AddCommand(
 		newSendCmd(g),

@@ -51,19 +51,20 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 
 			pr := newProgress(g)
 			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
-				appOpts: []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
+				ibbBlock: g.ibbBlock,
+				appOpts:  []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
 			})
 			if err != nil {
 				return err
 			}
 			defer e.Close()
-			peer, err := e.resolvePeer(ctx, to)
+			peer, err := e.ResolvePeer(ctx, to)
 			if err != nil {
 				return err
 			}
 			failed := 0
 			for _, path := range files {
-				res, err := e.app.Send(ctx, e.mgr, peer, path, filetransfer.SendOptions{Transport: order[0]})
+				res, err := e.App.Send(ctx, e.Manager, peer, path, filetransfer.SendOptions{Transport: order[0]})
 				if err != nil || !res.Verified {
 					failed++
 				}
