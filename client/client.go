@@ -307,7 +307,9 @@ func (c *Client) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		_ = c.write(ctx, []byte(`<presence xmlns="jabber:client" type="unavailable"/>`))
 		cancel()
+		c.writeMu.Lock()
 		err = c.sess.Close()
+		c.writeMu.Unlock()
 		// The server answers </stream:stream>; don't wait for a server
 		// that never does.
 		select {
@@ -336,27 +338,39 @@ func (c *Client) failPending(err error) {
 
 // write sends raw XML of one stanza.
 //
-// mellium's Send arms a goroutine that, when the ctx it was given ends, sets
-// a past write deadline on the connection. If that ctx ends after the write
-// (a caller's per-request ctx, cancelled once the answer came) the deadline
-// can land on another goroutine's write in progress and break the TLS
-// stream for good. So Send gets a ctx that never ends, and ctx is only
-// checked before writing.
+// The stanza goes to the connection as bytes, not through mellium's token
+// encoder: after negotiation this package is the only writer (Close, too,
+// goes through writeMu), and re-tokenising an 88 KiB IBB block costs more
+// than the rest of the send path. Callers build stanzas from xml.Marshal
+// output and escaped attribute values only, so they are well-formed.
+//
+// (mellium's Send would also arm a goroutine that sets a past write deadline
+// on the connection when the ctx it was given ends — after the write, it can
+// land on another write in progress and break the TLS stream.) ctx is only
+// checked before writing; a stuck write is bounded by writeTimeout.
 func (c *Client) write(ctx context.Context, raw []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	if err := c.sess.Send(context.Background(), d); err != nil {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	conn := c.sess.Conn()
+	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := conn.Write(raw)
+	if err != nil {
 		// A failed write leaves the stream in an unknown state (maybe
 		// half a stanza): end the connection so that everything
 		// waiting on it fails now instead of hanging.
 		c.log.Warn("write failed; closing the connection", "err", err)
-		_ = c.sess.Conn().Close()
+		_ = conn.Close()
 		return err
 	}
 	return nil
 }
+
+// writeTimeout bounds one stanza write: a server that stops reading for this
+// long is gone.
+const writeTimeout = 2 * time.Minute
 
 func (c *Client) nextID() string {
 	c.mu.Lock()
@@ -445,9 +459,7 @@ func (c *Client) SendIQAsync(ctx context.Context, to jid.JID, typ string, payloa
 	c.mu.Unlock()
 	raw := append(stanzaStart("iq", id, typ, to), payload...)
 	raw = append(raw, "</iq>"...)
-	c.writeMu.Lock()
 	err := c.write(ctx, raw)
-	c.writeMu.Unlock()
 	if err != nil {
 		stop()
 		if !take() {
@@ -483,8 +495,6 @@ func (c *Client) HandleMessage(name xml.Name, h jingle.MessageHandler) {
 func (c *Client) SendMessage(ctx context.Context, to jid.JID, typ string, payload []byte) error {
 	raw := append(stanzaStart("message", c.nextID(), typ, to), payload...)
 	raw = append(raw, "</message>"...)
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
 	if err := c.write(ctx, raw); err != nil {
 		return fmt.Errorf("client: send message to %s: %w", to, err)
 	}
@@ -528,8 +538,6 @@ func (c *Client) sendPresence(ctx context.Context) error {
 	c.mu.Unlock()
 	raw := fmt.Sprintf(`<presence xmlns="jabber:client"><priority>%d</priority><c xmlns="%s" hash="sha-1" node="%s" ver="%s"/></presence>`,
 		c.cfg.Priority, NSCaps, CapsNode, ver)
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
 	return c.write(ctx, []byte(raw))
 }
 

@@ -23,7 +23,24 @@ type stanza struct {
 	kind     string // iq, message, presence
 	id, typ  string
 	from, to jid.JID
-	children []jingle.Element
+	children []child
+}
+
+// child is one child element of a stanza, kept as raw XML.
+type child struct {
+	name  xml.Name
+	attrs []xml.Attr
+	raw   []byte
+}
+
+// attr returns the value of an attribute in no namespace.
+func (c child) attr(local string) string {
+	for _, a := range c.attrs {
+		if a.Name.Space == "" && a.Name.Local == local {
+			return a.Value
+		}
+	}
+	return ""
 }
 
 // readLoop reads stanzas until the stream ends and routes them. It owns the
@@ -133,15 +150,8 @@ func readStanza(d *xml.Decoder, start xml.StartElement) (*stanza, error) {
 			if err != nil {
 				return nil, err
 			}
-			el, err := jingle.ParseElement(raw)
-			if err != nil {
-				return nil, err
-			}
 			size += len(raw)
-			if size > maxStanza {
-				return nil, fmt.Errorf("stanza larger than %d bytes", maxStanza)
-			}
-			st.children = append(st.children, el)
+			st.children = append(st.children, child{name: t.Name, attrs: t.Attr, raw: raw})
 		case xml.EndElement:
 			return st, nil
 		}
@@ -182,7 +192,7 @@ func (c *Client) routeIQ(st *stanza) {
 		}
 		var payload []byte
 		if len(st.children) > 0 {
-			payload = st.children[0].Bytes()
+			payload = st.children[0].raw
 		}
 		p.done(payload, nil)
 	case "get", "set":
@@ -193,7 +203,7 @@ func (c *Client) routeIQ(st *stanza) {
 		}
 		el := st.children[0]
 		c.mu.Lock()
-		h := c.iqs[el.XMLName]
+		h := c.iqs[el.name]
 		c.mu.Unlock()
 		if h == nil {
 			// RFC 6120 §8.4.
@@ -204,7 +214,7 @@ func (c *Client) routeIQ(st *stanza) {
 		if from.Equal(jid.JID{}) {
 			from = c.local.Bare() // stanzas without from come from our own account (RFC 6120 §8.1.2.1)
 		}
-		iq := &jingle.IQ{ID: st.id, Type: st.typ, From: from, To: st.to, Payload: el.Bytes()}
+		iq := &jingle.IQ{ID: st.id, Type: st.typ, From: from, To: st.to, Payload: el.raw}
 		var once sync.Once
 		reply := func(result []byte, err error) error {
 			werr := fmt.Errorf("client: IQ %s answered twice", st.id)
@@ -221,10 +231,10 @@ func (c *Client) routeIQ(st *stanza) {
 }
 
 // iqError parses the <error/> child of an error IQ.
-func iqError(children []jingle.Element) error {
+func iqError(children []child) error {
 	for _, ch := range children {
-		if ch.XMLName.Local == "error" {
-			se, err := jingle.ParseStanzaError(ch.Bytes())
+		if ch.name.Local == "error" {
+			se, err := jingle.ParseStanzaError(ch.raw)
 			if err != nil {
 				return jingle.ErrInternalServerError.WithText("unparsable error: %v", err)
 			}
@@ -254,8 +264,6 @@ func (c *Client) replyIQ(st *stanza, result []byte, err error) error {
 	b.WriteString("</iq>")
 	ctx, cancel := contextWithTimeout(c.cfg.IQTimeout)
 	defer cancel()
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
 	if werr := c.write(ctx, b.Bytes()); werr != nil {
 		return fmt.Errorf("client: answer IQ %s: %w", st.id, werr)
 	}
@@ -269,10 +277,10 @@ func (c *Client) routeMessage(st *stanza) {
 	from := st.from
 	for _, el := range st.children {
 		c.mu.Lock()
-		h := c.msgs[el.XMLName]
+		h := c.msgs[el.name]
 		c.mu.Unlock()
 		if h != nil {
-			h(&jingle.Message{ID: st.id, Type: st.typ, From: from, To: st.to, Payload: el.Bytes()})
+			h(&jingle.Message{ID: st.id, Type: st.typ, From: from, To: st.to, Payload: el.raw})
 		}
 	}
 }
@@ -289,17 +297,17 @@ func (c *Client) routePresence(st *stanza) {
 	p := resourcePresence{jid: st.from, available: st.typ == ""}
 	for _, ch := range st.children {
 		switch {
-		case ch.XMLName.Local == "priority":
+		case ch.name.Local == "priority":
 			var v struct {
 				V string `xml:",chardata"`
 			}
-			if ch.Decode(&v) == nil {
+			if xml.Unmarshal(ch.raw, &v) == nil {
 				if n, err := strconv.Atoi(strings.TrimSpace(v.V)); err == nil && n >= -128 && n <= 127 {
 					p.priority = n
 				}
 			}
-		case ch.XMLName.Space == NSCaps && ch.XMLName.Local == "c":
-			p.capsNode, p.capsVer, p.capsHash = ch.Attr("node"), ch.Attr("ver"), ch.Attr("hash")
+		case ch.name.Space == NSCaps && ch.name.Local == "c":
+			p.capsNode, p.capsVer, p.capsHash = ch.attr("node"), ch.attr("ver"), ch.attr("hash")
 		}
 	}
 	c.pres.update(p)
