@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -252,6 +253,48 @@ func TestCLISendErrors(t *testing.T) {
 				t.Errorf("error is not one line: %q", out)
 			}
 		})
+	}
+}
+
+func TestCLIDeclinedAndUnreachable(t *testing.T) {
+	e := newCLIEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	file, _ := writeRandom(t, t.TempDir(), "f.bin", 10)
+
+	// bob accepts only from carol: alice's offer is declined.
+	inbox := t.TempDir()
+	rctx, rcancel := context.WithCancel(ctx)
+	rc := e.cmd(rctx, t, e.bob, "receive", "--json", "--dir", inbox, "--from", "carol@"+e.bed.Domain)
+	stderr, _ := rc.StderrPipe()
+	if err := rc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { rcancel(); rc.Wait() }()
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), `"event":"ready"`) {
+	}
+	go io.Copy(io.Discard, stderr)
+	out, err := e.cmd(ctx, t, e.alice, "send", "--to", "bob@"+e.bed.Domain, file).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "declined") {
+		t.Errorf("send to a declining peer: err %v, output %q; want a failure that says declined", err, out)
+	}
+	if entries, _ := os.ReadDir(inbox); len(entries) != 0 {
+		t.Errorf("declined offer left %d entries in the inbox", len(entries))
+	}
+
+	// A server that is not there.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c := e.cmd(ctx, t, e.alice, "send", "--to", "bob@"+e.bed.Domain, file)
+	c.Env = append(c.Env, "XJINGLE_SERVER="+addr)
+	out, err = c.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "unreachable") {
+		t.Errorf("unreachable server: err %v, output %q", err, out)
 	}
 }
 
