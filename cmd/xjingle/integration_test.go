@@ -343,3 +343,39 @@ func TestCLIProbe(t *testing.T) {
 func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + jsonNum(n)) }
 
 func jsonNum(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestCLIThrottledWarning runs a transfer through a Prosody limited like
+// Debian's shipped config (c2s 10 kB/s): the sender must say the server is
+// rate-limiting instead of looking hung.
+func TestCLIThrottledWarning(t *testing.T) {
+	e := newCLIEnv(t, testbed.Options{ExtraConfig: `limits = { c2s = { rate = "10kb/s"; burst = "1s" } }`})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	file, _ := writeRandom(t, t.TempDir(), "slow.bin", 512<<10)
+	inbox := t.TempDir()
+	rc, _ := e.startReceiver(ctx, t, inbox)
+	defer func() { rc.Process.Kill(); rc.Wait() }()
+
+	sctx, scancel := context.WithCancel(ctx)
+	sc := e.cmd(sctx, t, e.alice, "send", "--json", "--to", "bob@"+e.bed.Domain, file)
+	stderr, err := sc.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	warned := false
+	s := bufio.NewScanner(stderr)
+	for s.Scan() {
+		if strings.Contains(s.Text(), "rate-limiting") {
+			warned = true
+			break
+		}
+	}
+	scancel()
+	sc.Wait()
+	if !warned {
+		t.Fatal("no rate-limit warning from a transfer through a 10 kB/s server")
+	}
+}
