@@ -2,10 +2,12 @@ package jingle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"mellium.im/xmpp/jid"
 )
@@ -106,9 +108,39 @@ func (c *Content) Conn(ctx context.Context) (net.Conn, error) {
 		default:
 		}
 		if err != nil {
+			if c.awaitReplace(ctx, err, changed) {
+				continue
+			}
 			return nil, fmt.Errorf("jingle: content %s conn (%s): %w", c.Name, c.TransportNamespace(), err)
 		}
 		return conn, nil
+	}
+}
+
+// awaitReplace decides, after the transport's Conn failed with err, whether
+// to wait for a replacement: on the responder's side a failed transport
+// (ErrTransportFailed) is the initiator's to replace (XEP-0260 §2.7: both
+// parties sent candidate-error, the initiator sends transport-replace, e.g.
+// with IBB). It waits up to the Manager's fallback wait and reports whether
+// the content changed (or the session ended: Conn then reports that).
+func (c *Content) awaitReplace(ctx context.Context, err error, changed <-chan struct{}) bool {
+	s := c.s
+	d := s.m.fallbackWait
+	if s.role != RoleResponder || d <= 0 || !errors.Is(err, ErrTransportFailed) || ctx.Err() != nil {
+		return false
+	}
+	s.log.Debug("jingle: transport failed, waiting for the initiator's transport-replace", "content", c.Name, "err", err, "wait", d)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-changed:
+		return true
+	case <-s.done:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return false
 	}
 }
 

@@ -103,6 +103,8 @@ type Manager struct {
 	allowPeer   func(jid.JID) bool
 	maxSessions int
 	eventQueue  int
+	// fallbackWait: see WithFallbackWait.
+	fallbackWait time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -128,15 +130,16 @@ func NewManager(sig Signaller, opts ...Option) (*Manager, error) {
 		return nil, errors.New("jingle: new manager: nil Signaller")
 	}
 	m := &Manager{
-		sig:         sig,
-		local:       sig.LocalJID(),
-		apps:        map[string]Application{},
-		transports:  map[string]TransportFactory{},
-		log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-		timeout:     DefaultSessionTimeout,
-		maxSessions: DefaultMaxSessions,
-		eventQueue:  DefaultEventQueue,
-		sessions:    map[sessionKey]*Session{},
+		sig:          sig,
+		local:        sig.LocalJID(),
+		apps:         map[string]Application{},
+		transports:   map[string]TransportFactory{},
+		log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		timeout:      DefaultSessionTimeout,
+		maxSessions:  DefaultMaxSessions,
+		eventQueue:   DefaultEventQueue,
+		fallbackWait: DefaultFallbackWait,
+		sessions:     map[sessionKey]*Session{},
 	}
 	for _, o := range opts {
 		o(m)

@@ -18,6 +18,9 @@ const (
 	// DefaultIQTimeout bounds the wait for the ack of an IQ the Manager
 	// sends on its own (session-terminate on timeout, transport-accept, ...).
 	DefaultIQTimeout = 30 * time.Second
+	// DefaultFallbackWait is how long a responder's Content.Conn waits for
+	// the initiator's transport-replace after its transport failed.
+	DefaultFallbackWait = time.Minute
 )
 
 // Option configures a Manager. Options apply only in NewManager.
@@ -88,4 +91,14 @@ func WithEventQueue(n int) Option {
 			m.eventQueue = n
 		}
 	}
+}
+
+// WithFallbackWait sets how long Content.Conn, on the responder's side, waits
+// for the initiator's transport-replace once the content's transport failed
+// (an error wrapping ErrTransportFailed): XEP-0260 §2.7 has the initiator fall
+// back (typically to IBB), so the responder does not give up on the session
+// at once. Zero or negative returns the failure at once. Default
+// DefaultFallbackWait.
+func WithFallbackWait(d time.Duration) Option {
+	return func(m *Manager) { m.fallbackWait = d }
 }

@@ -220,7 +220,15 @@ func (s *Session) WaitActive(ctx context.Context) error {
 // then waits for the ack. If a transport refuses the offer, the session is
 // terminated with failed-transport.
 func (s *Session) Accept(ctx context.Context) error {
-	var j *Jingle
+	// The session-accept goes out ahead of any transport-info the
+	// transports send while (or right after) they answer the offer: a
+	// candidate-used (XEP-0260 §2.4) must not reach the initiator before it
+	// knows the session was accepted (XEP-0166 §6.5). As Initiate does, the
+	// outbox is held while the transports answer, and the session-accept is
+	// queued first when the hold is released. The queueing happens on the
+	// owner goroutine so that the hold is released even if ctx ends while
+	// the owner is busy.
+	it := &outItem{ctx: ctx, res: make(chan error, 1)}
 	err := s.call(ctx, func() error {
 		if s.role != RoleResponder {
 			return ErrWrongState
@@ -231,6 +239,7 @@ func (s *Session) Accept(ctx context.Context) error {
 		if s.state != StatePending || !s.ready {
 			return ErrWrongState
 		}
+		s.holdOut(true)
 		var wcs []WireContent
 		for _, c := range s.contents {
 			s.mu.Lock()
@@ -239,6 +248,7 @@ func (s *Session) Accept(ctx context.Context) error {
 			if answer == nil {
 				ans, err := t.Accept(ctx, *offer)
 				if err != nil {
+					s.holdOut(false)
 					s.terminateAsync(Reason{Condition: ReasonFailedTransport, Text: err.Error()})
 					return fmt.Errorf("content %s: transport %s: %w", c.Name, c.tns, err)
 				}
@@ -253,16 +263,22 @@ func (s *Session) Accept(ctx context.Context) error {
 		}
 		st, err := next(s.state, ActionSessionAccept, RoleResponder)
 		if err != nil {
+			s.holdOut(false)
 			return ErrWrongState
 		}
 		s.setState(st)
 		close(s.active)
 		s.stopTimer()
-		j = &Jingle{Action: ActionSessionAccept, SID: s.sid, Responder: s.local.String(), Contents: wcs}
+		it.j = &Jingle{Action: ActionSessionAccept, SID: s.sid, Responder: s.local.String(), Contents: wcs}
+		s.enqueueOut(it, true) // releases the hold
 		return nil
 	})
 	if err == nil {
-		err = s.send(ctx, j, false)
+		select {
+		case err = <-it.res:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("jingle: accept %s: %w", s.sid, err)
@@ -635,6 +651,21 @@ func (s *Session) sendFirst(ctx context.Context, j *Jingle) error {
 	}
 }
 
+// holdOut holds (true) or releases (false) the outbox; releasing starts
+// sending what was queued meanwhile.
+func (s *Session) holdOut(hold bool) {
+	s.omu.Lock()
+	s.oheld = hold
+	start := !hold && len(s.outbox) > 0 && !s.orunning
+	if start {
+		s.orunning = true
+	}
+	s.omu.Unlock()
+	if start {
+		s.startOutLoop()
+	}
+}
+
 func (s *Session) enqueueOut(it *outItem, first bool) {
 	s.omu.Lock()
 	if first {
@@ -649,6 +680,11 @@ func (s *Session) enqueueOut(it *outItem, first bool) {
 	}
 	s.orunning = true
 	s.omu.Unlock()
+	s.startOutLoop()
+}
+
+// startOutLoop starts outLoop; the caller set orunning.
+func (s *Session) startOutLoop() {
 	if !s.m.goTracked(s.outLoop) {
 		s.omu.Lock()
 		items := s.outbox

@@ -22,6 +22,8 @@ type fileConfig struct {
 	CA        string `toml:"ca"`
 	DirectTLS bool   `toml:"direct_tls"`
 	Insecure  bool   `toml:"insecure_skip_verify"`
+	// Interfaces restrict SOCKS5 direct candidates (--interface).
+	Interfaces []string `toml:"interfaces"`
 
 	Send struct {
 		Transports  []string `toml:"transports"`
@@ -115,6 +117,27 @@ func (g *globals) account(fc *fileConfig) (account, error) {
 		a.Password = pw
 	}
 	return a, nil
+}
+
+// interfaceNames resolves --interface: the flag, else XJINGLE_INTERFACES
+// (comma-separated), else the config file's interfaces.
+func (g *globals) interfaceNames(fc *fileConfig) []string {
+	var names []string
+	switch {
+	case len(g.interfaces) > 0:
+		names = g.interfaces
+	case os.Getenv("XJINGLE_INTERFACES") != "":
+		names = strings.Split(os.Getenv("XJINGLE_INTERFACES"), ",")
+	default:
+		names = fc.Interfaces
+	}
+	var out []string
+	for _, n := range names {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // promptPassword asks on the controlling terminal.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/xjingle/xjingle/internal/engine"
 	"github.com/xjingle/xjingle/internal/testbed"
 	"github.com/xjingle/xjingle/jingle/filetransfer"
 )
@@ -85,10 +86,18 @@ It prints the result and checks that the SHA-256 of what bob received matches.`,
 			}
 			log := g.logger()
 			pr := newProgress(g)
+			// Both accounts are on this machine: SOCKS5 offers loopback
+			// unless --interface says otherwise.
+			demoIfaces := g.interfaces
+			if len(demoIfaces) == 0 {
+				demoIfaces = []string{"lo"}
+			}
 			got := make(chan *filetransfer.Result, 1)
 			recv, err := startEngine(ctx, account{JID: bob.JID, Password: bob.Password, Server: bed.C2SAddr, CA: bed.CAFile}, log, engineConfig{
-				ibbBlock: g.ibbBlock,
-				store:    &filetransfer.Store{Dir: inbox},
+				ibbBlock:   g.ibbBlock,
+				interfaces: demoIfaces,
+				noDirect:   g.noDirect,
+				store:      &filetransfer.Store{Dir: inbox},
 				appOpts: []filetransfer.Option{
 					filetransfer.WithAcceptPolicy(filetransfer.AcceptAll),
 					filetransfer.WithOnTransfer(func(t *filetransfer.Transfer) {
@@ -102,8 +111,10 @@ It prints the result and checks that the SHA-256 of what bob received matches.`,
 			}
 			defer recv.Close()
 			send, err := startEngine(ctx, account{JID: alice.JID, Password: alice.Password, Server: bed.C2SAddr, CA: bed.CAFile}, log, engineConfig{
-				ibbBlock: g.ibbBlock,
-				appOpts:  []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
+				ibbBlock:   g.ibbBlock,
+				interfaces: demoIfaces,
+				noDirect:   g.noDirect,
+				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
 			})
 			if err != nil {
 				return fmt.Errorf("alice: %w", err)
@@ -113,7 +124,7 @@ It prints the result and checks that the SHA-256 of what bob received matches.`,
 			if err != nil {
 				return err
 			}
-			res, err := send.App.Send(ctx, send.Manager, peer, path, filetransfer.SendOptions{Transport: order[0]})
+			res, err := send.App.Send(ctx, send.Manager, peer, path, send.SendOptions(order))
 			g.report(res, err)
 			var in *filetransfer.Result
 			select {
@@ -140,7 +151,7 @@ It prints the result and checks that the SHA-256 of what bob received matches.`,
 	}
 	f := cmd.Flags()
 	f.Int64Var(&size, "size", 8<<20, "size of the random file to send when no FILE is given")
-	f.StringSliceVar(&transports, "transports", []string{"ibb"}, "transports to try, in order")
+	f.StringSliceVar(&transports, "transports", engine.DefaultTransports, "transports to try, in order (socks5, ibb)")
 	f.BoolVar(&keep, "keep", false, "keep the demo's files (server, inbox) and print where")
 	return cmd
 }

@@ -21,6 +21,9 @@ type engineConfig struct {
 	store    *filetransfer.Store
 	appOpts  []filetransfer.Option
 	ibbBlock int
+	// interfaces restrict SOCKS5 direct candidates (--interface).
+	interfaces []string
+	noDirect   bool
 }
 
 // startEngine connects acct and sets up Jingle file transfer on it.
@@ -41,6 +44,8 @@ func startEngine(ctx context.Context, acct account, log *slog.Logger, ec engineC
 		Store:        ec.store,
 		AppOpts:      ec.appOpts,
 		IBBBlockSize: ec.ibbBlock,
+		Interfaces:   ec.interfaces,
+		NoDirect:     ec.noDirect,
 		Logger:       log,
 	})
 }

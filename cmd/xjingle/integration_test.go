@@ -73,6 +73,9 @@ func (e *cliEnv) cmd(ctx context.Context, t *testing.T, acct testbed.Account, ar
 		"XJINGLE_JID="+acct.JID, "XJINGLE_PASSWORD="+acct.Password,
 		"XJINGLE_SERVER="+e.bed.C2SAddr, "XJINGLE_CA="+e.bed.CAFile,
 		"XDG_CONFIG_HOME="+t.TempDir(), // no user config
+		// Network rule: SOCKS5 offers loopback only, never this
+		// machine's other addresses.
+		"XJINGLE_INTERFACES=lo",
 	)
 	return c
 }
@@ -357,7 +360,9 @@ func TestCLIThrottledWarning(t *testing.T) {
 	defer func() { rc.Process.Kill(); rc.Wait() }()
 
 	sctx, scancel := context.WithCancel(ctx)
-	sc := e.cmd(sctx, t, e.alice, "send", "--json", "--to", "bob@"+e.bed.Domain, file)
+	// IBB: the data goes through the throttled c2s stream (SOCKS5 would
+	// bypass the server).
+	sc := e.cmd(sctx, t, e.alice, "send", "--json", "--transports", "ibb", "--to", "bob@"+e.bed.Domain, file)
 	stderr, err := sc.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ proxy (XEP-0065) if any, and STUN/TURN services (XEP-0215) if any.`,
 				return err
 			}
 			defer cancel()
-			e, err := startEngine(ctx, acct, g.logger(), engineConfig{ibbBlock: g.ibbBlock})
+			e, err := startEngine(ctx, acct, g.logger(), engineConfig{ibbBlock: g.ibbBlock, interfaces: g.interfaceNames(fc)})
 			if err != nil {
 				return err
 			}

@@ -99,8 +99,10 @@ that file arrived complete (and verified, with --require-hash).`,
 			}
 			store := &filetransfer.Store{Dir: dir, KeepPartial: keepPartial}
 			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
-				ibbBlock: g.ibbBlock,
-				store:    store,
+				ibbBlock:   g.ibbBlock,
+				interfaces: g.interfaceNames(fc),
+				noDirect:   g.noDirect,
+				store:      store,
 				appOpts: []filetransfer.Option{
 					filetransfer.WithAcceptPolicy(policy),
 					filetransfer.WithOnTransfer(onTransfer),

@@ -26,6 +26,8 @@ type globals struct {
 	logJSON    bool
 	timeout    string
 	ibbBlock   int
+	interfaces []string
+	noDirect   bool
 
 	stdout io.Writer
 	stderr io.Writer
@@ -58,6 +60,8 @@ the config file, or type it when asked.`,
 	pf.BoolVar(&g.logJSON, "log-json", false, "write logs as JSON")
 	pf.StringVar(&g.timeout, "timeout", "", "give up after this long (e.g. 10m); default: no limit for transfers")
 	pf.IntVar(&g.ibbBlock, "ibb-block-size", 0, "IBB block size to offer, 1-65535 (default 32767; peers may lower it)")
+	pf.BoolVar(&g.noDirect, "no-direct", false, "offer no direct SOCKS5 candidate (keeps your addresses private; the server's proxy or IBB carries the data)")
+	pf.StringSliceVar(&g.interfaces, "interface", nil, "offer direct SOCKS5 candidates only on this network interface (repeatable; \"lo\" allows loopback; env XJINGLE_INTERFACES; default: every non-loopback interface)")
 
 	root.AddCommand(
 		newSendCmd(g),

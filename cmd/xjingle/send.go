@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/xjingle/xjingle/internal/engine"
 	"github.com/xjingle/xjingle/jingle/filetransfer"
+	"github.com/xjingle/xjingle/transports"
 )
 
 func newSendCmd(g *globals) *cobra.Command {
@@ -19,7 +21,10 @@ func newSendCmd(g *globals) *cobra.Command {
 		Use:   "send --to JID FILE...",
 		Short: "Send files to an XMPP address over Jingle",
 		Long: `Send offers each FILE to the peer and sends it over the first transport in
---transports. A bare JID (user@example.org) is resolved to the peer's online
+--transports that the peer supports; when that transport fails (or does not
+connect within 30 s), it moves the transfer to the next one without restarting
+the file (SOCKS5 tries direct connections, then the server's proxy, before IBB).
+--json reports the transport used and every transport tried. A bare JID (user@example.org) is resolved to the peer's online
 resource that supports Jingle file transfer; a full JID targets that resource.
 
 Exit status is 0 only when every file was confirmed by the receiver.`,
@@ -51,8 +56,10 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 
 			pr := newProgress(g)
 			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
-				ibbBlock: g.ibbBlock,
-				appOpts:  []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
+				ibbBlock:   g.ibbBlock,
+				interfaces: g.interfaceNames(fc),
+				noDirect:   g.noDirect,
+				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
 			})
 			if err != nil {
 				return err
@@ -64,7 +71,7 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 			}
 			failed := 0
 			for _, path := range files {
-				res, err := e.App.Send(ctx, e.Manager, peer, path, filetransfer.SendOptions{Transport: order[0]})
+				res, err := e.App.Send(ctx, e.Manager, peer, path, e.SendOptions(order))
 				if err != nil || !res.Verified {
 					failed++
 				}
@@ -79,7 +86,7 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&to, "to", "", "the receiver's XMPP address (bare or full JID)")
-	f.StringSliceVar(&transports, "transports", []string{"ibb"}, "transports to try, in order (ibb)")
+	f.StringSliceVar(&transports, "transports", engine.DefaultTransports, "transports to try, in order (socks5, ibb)")
 	return cmd
 }
 
@@ -107,6 +114,9 @@ func (g *globals) report(res *filetransfer.Result, err error) {
 		res.Err = err
 	}
 	out := jsonResult{Result: *res, Transport: rungName(res.Transport)}
+	for _, a := range res.Tried {
+		out.Tried = append(out.Tried, transports.Attempt{Transport: rungName(a.Transport), Err: a.Err})
+	}
 	if res.Err != nil {
 		out.Error = describe(res.Err)
 	}
@@ -122,12 +132,17 @@ func (g *globals) report(res *filetransfer.Result, err error) {
 	default:
 		fmt.Fprintf(g.stdout, "done   %s  %d bytes  %s  not verified: %s\n", res.Name, res.Bytes, out.Transport, res.VerifyNote)
 	}
+	for _, a := range out.Tried {
+		fmt.Fprintf(g.stdout, "       (%s failed: %s)\n", a.Transport, a.Err)
+	}
 }
 
 // jsonResult is the JSON line printed per file.
 type jsonResult struct {
 	filetransfer.Result
 	Transport string `json:"transport"`
+	// Tried: the transports tried before, by their --transports names.
+	Tried []transports.Attempt `json:"tried,omitempty"`
 }
 
 func rate(r *filetransfer.Result) float64 {

@@ -11,20 +11,31 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/xjingle/xjingle/client"
 	"github.com/xjingle/xjingle/ibb"
 	"github.com/xjingle/xjingle/jingle"
 	"github.com/xjingle/xjingle/jingle/filetransfer"
+	"github.com/xjingle/xjingle/socks5"
 	"mellium.im/xmpp/jid"
 )
 
 // Rungs maps the names users give to --transports to transport namespaces.
 var Rungs = map[string]string{
-	"ibb": ibb.NSJingle,
+	"ibb":    ibb.NSJingle,
+	"socks5": socks5.NS,
 }
+
+// DefaultTransports is the default ladder: SOCKS5 bytestreams (direct, then
+// through the server's proxy), then IBB through the server (XEP-0260 §2.7).
+var DefaultTransports = []string{"socks5", "ibb"}
+
+// ProxyLookupTimeout bounds New's search for the server's XEP-0065 proxy.
+const ProxyLookupTimeout = 5 * time.Second
 
 // RungName is the user-facing name of a transport namespace.
 func RungName(ns string) string {
@@ -77,15 +88,34 @@ type Config struct {
 	AppOpts []filetransfer.Option
 	// IBBBlockSize is the block size we offer for IBB (0: ibb's default).
 	IBBBlockSize int
-	Logger       *slog.Logger
+	// Interfaces restricts SOCKS5 direct candidates to these network
+	// interfaces (socks5.WithInterfaces; "lo" allows loopback). Empty:
+	// every up, non-loopback interface.
+	Interfaces []string
+	// Addresses, if set, are the exact local addresses SOCKS5 offers
+	// (socks5.WithAddresses; wins over Interfaces).
+	Addresses []netip.Addr
+	// NoProxy skips the search for the server's SOCKS5 proxy.
+	NoProxy bool
+	// NoDirect offers no direct SOCKS5 candidate (our addresses stay
+	// private; only the server's proxy, if any, carries SOCKS5).
+	NoDirect bool
+	// SOCKS5Options are appended to the SOCKS5 factory's options (tests:
+	// socks5.WithoutDirect).
+	SOCKS5Options []socks5.Option
+	Logger        *slog.Logger
 }
 
 // Engine is one XMPP connection with Jingle file transfer on it.
 type Engine struct {
 	Client  *client.Client
 	IBB     *ibb.Handler
+	SOCKS5  *socks5.Factory
 	Manager *jingle.Manager
 	App     *filetransfer.App
+	// Proxy is the server's SOCKS5 proxy the SOCKS5 transport offers, if
+	// one was found.
+	Proxy *socks5.StreamHost
 }
 
 // New connects and registers the file-transfer application and the
@@ -110,11 +140,34 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cl.Close()
 		return nil, fmt.Errorf("ibb: %w", err)
 	}
+	s5opts := []socks5.Option{}
+	if len(cfg.Interfaces) > 0 {
+		s5opts = append(s5opts, socks5.WithInterfaces(cfg.Interfaces...))
+	}
+	if len(cfg.Addresses) > 0 {
+		s5opts = append(s5opts, socks5.WithAddresses(cfg.Addresses...))
+	}
+	if cfg.NoDirect {
+		s5opts = append(s5opts, socks5.WithoutDirect())
+	}
+	if !cfg.NoProxy {
+		if h, ok := findProxy(ctx, cl, log); ok {
+			e.Proxy = &h
+			s5opts = append(s5opts, socks5.WithProxy(h))
+		}
+	}
+	e.SOCKS5, err = socks5.NewFactory(append(s5opts, cfg.SOCKS5Options...)...)
+	if err != nil {
+		e.IBB.Close()
+		cl.Close()
+		return nil, fmt.Errorf("socks5: %w", err)
+	}
 	e.App = filetransfer.New(cfg.Store, append([]filetransfer.Option{filetransfer.WithLogger(log)}, cfg.AppOpts...)...)
 	e.Manager, err = jingle.NewManager(cl,
 		jingle.WithLogger(log),
 		jingle.WithApplication(e.App),
 		jingle.WithTransport(e.IBB.JingleTransport()),
+		jingle.WithTransport(e.SOCKS5),
 	)
 	if err != nil {
 		e.IBB.Close()
@@ -122,6 +175,30 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("jingle: %w", err)
 	}
 	return e, nil
+}
+
+// findProxy asks the server for its XEP-0065 proxy (XEP-0065 §4); none is
+// fine: SOCKS5 then offers direct candidates only.
+func findProxy(ctx context.Context, cl *client.Client, log *slog.Logger) (socks5.StreamHost, bool) {
+	ctx, cancel := context.WithTimeout(ctx, ProxyLookupTimeout)
+	defer cancel()
+	sh, err := cl.FindProxy65(ctx)
+	if err != nil {
+		log.Debug("engine: no SOCKS5 proxy", "err", err)
+		return socks5.StreamHost{}, false
+	}
+	if sh.Port <= 0 || sh.Port > 65535 || sh.Host == "" {
+		log.Info("engine: SOCKS5 proxy with a bad address ignored", "host", sh.Host, "port", sh.Port)
+		return socks5.StreamHost{}, false
+	}
+	log.Debug("engine: SOCKS5 proxy", "jid", sh.JID.String(), "host", sh.Host, "port", sh.Port)
+	return socks5.StreamHost{JID: sh.JID, Host: sh.Host, Port: uint16(sh.Port)}, true
+}
+
+// SendOptions are the file-transfer options for a ladder of transport
+// namespaces (from ParseTransports), narrowed to what the peer advertises.
+func (e *Engine) SendOptions(order []string) filetransfer.SendOptions {
+	return filetransfer.SendOptions{Transports: order, Features: e.Client}
 }
 
 // Close ends every session, then the connection.

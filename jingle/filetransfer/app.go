@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/xjingle/xjingle/jingle"
+	"github.com/xjingle/xjingle/transports"
 	"mellium.im/xmpp/jid"
 )
 
@@ -173,8 +174,21 @@ func (a *App) Namespace() string { return NS }
 // SendOptions are the options of Send.
 type SendOptions struct {
 	// Transport is the namespace of the transport to offer (a
-	// TransportFactory registered on the Manager).
+	// TransportFactory registered on the Manager): shorthand for
+	// Transports with one entry.
 	Transport string
+	// Transports is the transport ladder: namespaces to try in order. The
+	// first is offered; when its stream fails (jingle.ErrTransportFailed)
+	// or does not come up within RungTimeout, the content moves to the
+	// next with transport-replace (XEP-0260 §2.7), without restarting the
+	// file. It wins over Transport.
+	Transports []string
+	// RungTimeout bounds each transport's wait for a stream (0:
+	// transports.DefaultRungTimeout; negative: only ctx bounds it).
+	RungTimeout time.Duration
+	// Features, if set, narrows the ladder to the transports the peer
+	// advertises (disco#info); the client.Client implements it.
+	Features jingle.FeatureQuerier
 	// Name overrides the file name offered (default: the base of path).
 	Name string
 	// MediaType overrides the media type (default: from the extension, or
@@ -188,6 +202,47 @@ type SendOptions struct {
 type RequestOptions struct {
 	// Transport is the namespace of the transport to offer.
 	Transport string
+	// Transports, RungTimeout and Features: as in SendOptions (the
+	// requester, as the session's initiator, drives the ladder).
+	Transports  []string
+	RungTimeout time.Duration
+	Features    jingle.FeatureQuerier
+}
+
+// ladder builds the transport ladder of one transfer.
+func (a *App) ladder(ctx context.Context, peer jid.JID, one string, rungs []string, timeout time.Duration, q jingle.FeatureQuerier) (*transports.Ladder, error) {
+	if len(rungs) == 0 {
+		rungs = []string{one}
+	}
+	opts := []transports.Option{transports.WithLogger(a.log)}
+	if timeout != 0 {
+		opts = append(opts, transports.WithRungTimeout(timeout))
+	}
+	l := transports.NewLadder(rungs, opts...)
+	if l.First() == "" {
+		return nil, transports.ErrEmpty
+	}
+	nl, err := l.ForPeer(ctx, q, peer)
+	switch {
+	case errors.Is(err, transports.ErrNoCommonTransport):
+		return nil, err
+	case err != nil:
+		a.log.Info("cannot narrow the transports to the peer's", "peer", peer.String(), "err", err)
+	}
+	return nl, nil
+}
+
+// follow is the connect function of a responder: Content.Conn follows the
+// initiator's transport-replace; a replaced transport is reported in Tried.
+func follow(c *jingle.Content, res *Result) func(context.Context) (net.Conn, error) {
+	return func(ctx context.Context) (net.Conn, error) {
+		ns0 := c.TransportNamespace()
+		conn, err := c.Conn(ctx)
+		if ns := c.TransportNamespace(); ns != ns0 {
+			res.Tried = append(res.Tried, transports.Attempt{Transport: ns0, Err: "replaced by the peer with " + ns})
+		}
+		return conn, err
+	}
 }
 
 // Send offers the file at path to peer (a full JID) and sends it (XEP-0234
@@ -228,12 +283,17 @@ func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path st
 		file.MediaType = mediaType(file.Name)
 	}
 	res.Name, res.Size = file.Name, file.Size
+	lad, err := a.ladder(ctx, peer, opt.Transport, opt.Transports, opt.RungTimeout, opt.Features)
+	if err != nil {
+		res.Err = fmt.Errorf("filetransfer: send %s to %s: %w", file.Name, peer, err)
+		return res, res.Err
+	}
 	s, err := m.Initiate(ctx, peer, jingle.ContentSpec{
 		Name:        "a-file-offer",
 		Creator:     jingle.CreatorInitiator,
 		Senders:     jingle.SendersInitiator,
 		Description: Description{File: file}.Element(),
-		Transport:   opt.Transport,
+		Transport:   lad.First(),
 	})
 	if err != nil {
 		res.Err = fmt.Errorf("filetransfer: send %s to %s: %w", file.Name, peer, err)
@@ -251,7 +311,7 @@ func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path st
 		res.Err = a.waitErr(s, err, "send "+file.Name)
 		return t.finish(res), res.Err
 	}
-	res.Err = a.sendData(ctx, s, c, f, file.Size, t, w, res)
+	res.Err = a.sendData(ctx, s, c, ladderConnect(lad, s, c, res), f, file.Size, t, w, res)
 	log.Info("file sent", "bytes", t.Bytes(), "verified", res.Verified, "err", res.Err)
 	return t.finish(res), res.Err
 }
@@ -271,12 +331,17 @@ func (a *App) Request(ctx context.Context, m *jingle.Manager, peer jid.JID, want
 	if want.HasSize {
 		res.Size = want.Size
 	}
+	lad, err := a.ladder(ctx, peer, opt.Transport, opt.Transports, opt.RungTimeout, opt.Features)
+	if err != nil {
+		res.Err = fmt.Errorf("filetransfer: request %q from %s: %w", want.Name, peer, err)
+		return res, res.Err
+	}
 	s, err := m.Initiate(ctx, peer, jingle.ContentSpec{
 		Name:        "a-file-request",
 		Creator:     jingle.CreatorInitiator,
 		Senders:     jingle.SendersResponder,
 		Description: Description{File: want}.Element(),
-		Transport:   opt.Transport,
+		Transport:   lad.First(),
 	})
 	if err != nil {
 		res.Err = fmt.Errorf("filetransfer: request %q from %s: %w", want.Name, peer, err)
@@ -299,7 +364,7 @@ func (a *App) Request(ctx context.Context, m *jingle.Manager, peer jid.JID, want
 		a.abort(in, res)
 		return t.finish(res), res.Err
 	}
-	res.Err = a.receiveData(ctx, s, c, in, want.HashValues(), len(want.Algos()) > 0, t, w, res)
+	res.Err = a.receiveData(ctx, s, c, ladderConnect(lad, s, c, res), in, want.HashValues(), len(want.Algos()) > 0, t, w, res)
 	return t.finish(res), res.Err
 }
 
@@ -388,7 +453,7 @@ func (a *App) receiveOffer(ctx context.Context, s *jingle.Session, c *jingle.Con
 		return
 	}
 	log.Info("offer accepted", "name", offer.Name, "size", size)
-	res.Err = a.receiveData(ctx, s, c, in, f.HashValues(), len(f.Algos()) > 0, t, w, res)
+	res.Err = a.receiveData(ctx, s, c, follow(c, res), in, f.HashValues(), len(f.Algos()) > 0, t, w, res)
 	log.Info("file received", "path", res.Path, "bytes", t.Bytes(), "verified", res.Verified, "note", res.VerifyNote, "err", res.Err)
 	t.finish(res)
 }
@@ -441,15 +506,25 @@ func (a *App) serveRequest(ctx context.Context, s *jingle.Session, c *jingle.Con
 		t.finish(res)
 		return
 	}
-	res.Err = a.sendData(ctx, s, c, f, fi.Size(), t, w, res)
+	res.Err = a.sendData(ctx, s, c, follow(c, res), f, fi.Size(), t, w, res)
 	log.Info("requested file sent", "bytes", t.Bytes(), "verified", res.Verified, "err", res.Err)
 	t.finish(res)
 }
 
+// ladderConnect is the connect function of an initiator: it walks down the
+// ladder and records the rungs tried in res.
+func ladderConnect(l *transports.Ladder, s *jingle.Session, c *jingle.Content, res *Result) func(context.Context) (net.Conn, error) {
+	return func(ctx context.Context) (net.Conn, error) {
+		conn, err := l.Connect(ctx, s, c.Name)
+		res.Tried = l.Tried()
+		return conn, err
+	}
+}
+
 // sendData is the File Sender's part once the session is active: copy
 // exactly size bytes, checksum, wait for the receiver.
-func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content, f io.Reader, size int64, t *Transfer, w *watcher, res *Result) error {
-	conn, err := c.Conn(ctx)
+func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content, connect func(context.Context) (net.Conn, error), f io.Reader, size int64, t *Transfer, w *watcher, res *Result) error {
+	conn, err := connect(ctx)
 	if err != nil {
 		return a.endedErr(s, w, fmt.Errorf("filetransfer: send: transport: %w", err), jingle.ReasonFailedTransport)
 	}
@@ -530,13 +605,13 @@ func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content
 // receiveData is the File Receiver's part once the session is active.
 // offered are the hash values of the offer; announced tells whether the
 // offer named an algorithm (a checksum is then worth waiting for longer).
-func (a *App) receiveData(ctx context.Context, s *jingle.Session, c *jingle.Content, in *IncomingFile, offered []Hash, announced bool, t *Transfer, w *watcher, res *Result) (err error) {
+func (a *App) receiveData(ctx context.Context, s *jingle.Session, c *jingle.Content, connect func(context.Context) (net.Conn, error), in *IncomingFile, offered []Hash, announced bool, t *Transfer, w *watcher, res *Result) (err error) {
 	defer func() {
 		if err != nil {
 			a.abort(in, res)
 		}
 	}()
-	conn, err := c.Conn(ctx)
+	conn, err := connect(ctx)
 	if err != nil {
 		return a.endedErr(s, w, fmt.Errorf("filetransfer: receive: transport: %w", err), jingle.ReasonFailedTransport)
 	}

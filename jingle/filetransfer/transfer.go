@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xjingle/xjingle/transports"
 	"mellium.im/xmpp/jid"
 )
 
@@ -41,6 +42,9 @@ type Result struct {
 	Bytes int64 `json:"bytes"`
 	// Transport is the namespace of the transport that carried the data.
 	Transport string `json:"transport,omitempty"`
+	// Tried lists the transports tried before Transport, and why each
+	// failed (the transport ladder, XEP-0260 §2.7).
+	Tried []transports.Attempt `json:"tried,omitempty"`
 	// SHA256 is the hex SHA-256 of the data we sent or received.
 	SHA256 string `json:"sha256,omitempty"`
 	// Verified is true for an incoming file when a strong hash from the

@@ -1,0 +1,257 @@
+// Package transports is xjingle's transport ladder: the policy that gives a
+// Jingle content an ordered list of transports to try (for example SOCKS5
+// bytestreams, then In-Band Bytestreams), narrowed to what the peer
+// advertises, and walks down it with transport-replace when a rung fails
+// (XEP-0260 §2.7, XEP-0166 §7.2.15). It records every rung tried and why it
+// failed, for reports such as the CLI's --json output.
+//
+// It is not a transport (see the socks5 and ibb packages) and never touches
+// the data: it only decides which transport a content uses next. It runs on
+// the session initiator's side; the responder follows the replacements
+// through jingle.Content.Conn.
+package transports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/xjingle/xjingle/jingle"
+	"mellium.im/xmpp/jid"
+)
+
+// DefaultRungTimeout bounds how long one rung may take to produce a stream
+// (Content.Conn) before the ladder moves to the next one: a peer that never
+// answers our SOCKS5 candidates (StanzaJS ignores them) must not hang the
+// transfer.
+const DefaultRungTimeout = 30 * time.Second
+
+// Errors callers branch on.
+var (
+	// ErrExhausted: every rung of the ladder failed. The error also wraps
+	// the last rung's failure.
+	ErrExhausted = errors.New("transports: every transport failed")
+	// ErrNoCommonTransport: the peer advertises none of the ladder's
+	// transports.
+	ErrNoCommonTransport = errors.New("transports: the peer supports none of our transports")
+	// ErrEmpty: a ladder without rungs.
+	ErrEmpty = errors.New("transports: no transport")
+)
+
+// Attempt is one rung tried that failed, and why.
+type Attempt struct {
+	// Transport is the transport's namespace.
+	Transport string `json:"transport"`
+	// Err is why it failed, as text.
+	Err string `json:"error"`
+}
+
+// String is "ns: reason".
+func (a Attempt) String() string { return a.Transport + ": " + a.Err }
+
+// Ladder is an ordered list of transport namespaces and the record of the
+// rungs tried. A Ladder serves one content of one session: make one per
+// transfer (NewLadder is cheap). Its methods are safe for concurrent use.
+type Ladder struct {
+	rungs       []string
+	rungTimeout time.Duration
+	log         *slog.Logger
+
+	mu    sync.Mutex
+	tried []Attempt
+}
+
+// Option configures a Ladder.
+type Option func(*Ladder)
+
+// WithRungTimeout bounds each rung's wait for a stream (default
+// DefaultRungTimeout; zero or negative: no bound but the caller's context).
+func WithRungTimeout(d time.Duration) Option { return func(l *Ladder) { l.rungTimeout = d } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(log *slog.Logger) Option {
+	return func(l *Ladder) {
+		if log != nil {
+			l.log = log
+		}
+	}
+}
+
+// NewLadder returns a ladder over rungs (transport namespaces, most preferred
+// first); empty and repeated names are dropped.
+func NewLadder(rungs []string, opts ...Option) *Ladder {
+	l := &Ladder{rungTimeout: DefaultRungTimeout, log: slog.New(slog.DiscardHandler)}
+	for _, r := range rungs {
+		if r != "" && !slices.Contains(l.rungs, r) {
+			l.rungs = append(l.rungs, r)
+		}
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+// Rungs returns the ladder's transports, in order.
+func (l *Ladder) Rungs() []string { return slices.Clone(l.rungs) }
+
+// First is the transport to offer first, or "" for an empty ladder.
+func (l *Ladder) First() string {
+	if len(l.rungs) == 0 {
+		return ""
+	}
+	return l.rungs[0]
+}
+
+// Tried returns the rungs tried that failed, in order.
+func (l *Ladder) Tried() []Attempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.tried)
+}
+
+func (l *Ladder) record(ns string, err error) {
+	l.mu.Lock()
+	l.tried = append(l.tried, Attempt{Transport: ns, Err: err.Error()})
+	l.mu.Unlock()
+}
+
+// Filter keeps the rungs whose namespace is in features, in order.
+func Filter(rungs, features []string) []string {
+	var out []string
+	for _, r := range rungs {
+		if slices.Contains(features, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// ForPeer narrows the ladder to the transports the peer advertises
+// (disco#info through q, XEP-0030; cached by entity caps in the client). With
+// a nil q it keeps every rung. If the query fails, it keeps every rung and
+// returns the error too (Jingle negotiation will sort it out). If the peer
+// supports none, it returns ErrNoCommonTransport. The new ladder shares the
+// options, not the record.
+func (l *Ladder) ForPeer(ctx context.Context, q jingle.FeatureQuerier, peer jid.JID) (*Ladder, error) {
+	nl := &Ladder{rungs: slices.Clone(l.rungs), rungTimeout: l.rungTimeout, log: l.log}
+	if len(l.rungs) == 0 {
+		return nl, ErrEmpty
+	}
+	if q == nil {
+		return nl, nil
+	}
+	fs, err := q.PeerFeatures(ctx, peer)
+	if err != nil {
+		return nl, fmt.Errorf("transports: features of %s: %w", peer, err)
+	}
+	nl.rungs = Filter(l.rungs, fs)
+	if len(nl.rungs) == 0 {
+		return nl, fmt.Errorf("%w (%s advertises none of %s)", ErrNoCommonTransport, peer, strings.Join(l.rungs, ", "))
+	}
+	if len(nl.rungs) < len(l.rungs) {
+		l.log.Debug("transports: peer lacks some transports", "peer", peer.String(), "usable", nl.rungs)
+	}
+	return nl, nil
+}
+
+// Connect returns the stream of content contentName of s, walking down the
+// ladder: it waits for the content's current transport (at most the rung
+// timeout); if that fails with jingle.ErrTransportFailed or times out, it
+// records the attempt and moves the content to the next rung with
+// Session.ReplaceTransport (XEP-0166 §7.2.15; XEP-0260 §2.7), then waits
+// again. A rung the peer rejects is recorded and skipped. The content's
+// current transport need not be on the ladder: the rungs after it, or all of
+// them if it is not on the ladder, are tried.
+//
+// Call it on the session's initiator once the session is active. When every
+// rung failed the error wraps ErrExhausted and the last failure. An error for
+// any other cause (the session ended, ctx done) is returned as is.
+func (l *Ladder) Connect(ctx context.Context, s *jingle.Session, contentName string) (net.Conn, error) {
+	c := s.Content(contentName)
+	if c == nil {
+		return nil, fmt.Errorf("transports: connect %s/%s: %w", s.SID(), contentName, jingle.ErrUnknownContent)
+	}
+	cur := c.TransportNamespace()
+	i := slices.Index(l.rungs, cur)
+	for {
+		conn, err := l.try(ctx, c, cur)
+		if err == nil {
+			return conn, nil
+		}
+		if ctx.Err() != nil || isEnded(s) || !l.rungFailed(err) {
+			return nil, err
+		}
+		l.log.Info("transports: rung failed", "sid", s.SID(), "transport", cur, "err", err)
+		l.record(cur, err)
+		last := err
+		for {
+			i++
+			if i >= len(l.rungs) {
+				return nil, fmt.Errorf("transports: connect %s/%s: %w: %w", s.SID(), contentName, ErrExhausted, last)
+			}
+			next := l.rungs[i]
+			if next == cur {
+				continue
+			}
+			rerr := l.replace(ctx, s, contentName, next)
+			if rerr == nil {
+				l.log.Info("transports: moved to the next rung", "sid", s.SID(), "transport", next)
+				cur = next
+				break
+			}
+			if ctx.Err() != nil || isEnded(s) {
+				return nil, rerr
+			}
+			l.record(next, rerr)
+			last = rerr
+		}
+	}
+}
+
+// rungFailed tells whether err ends this rung but not the transfer.
+func (l *Ladder) rungFailed(err error) bool {
+	return errors.Is(err, jingle.ErrTransportFailed) || errors.Is(err, errRungTimeout)
+}
+
+var errRungTimeout = errors.New("no stream in time")
+
+// try waits for the content's stream, bounded by the rung timeout.
+func (l *Ladder) try(ctx context.Context, c *jingle.Content, ns string) (net.Conn, error) {
+	if l.rungTimeout <= 0 {
+		return c.Conn(ctx)
+	}
+	rctx, cancel := context.WithTimeoutCause(ctx, l.rungTimeout, errRungTimeout)
+	defer cancel()
+	conn, err := c.Conn(rctx)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(rctx), errRungTimeout) {
+		return nil, fmt.Errorf("transports: %s: %w after %s", ns, errRungTimeout, l.rungTimeout)
+	}
+	return conn, err
+}
+
+// replace moves the content to ns, bounded by the rung timeout too (a peer
+// that never answers the transport-replace).
+func (l *Ladder) replace(ctx context.Context, s *jingle.Session, content, ns string) error {
+	if l.rungTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.rungTimeout)
+		defer cancel()
+	}
+	return s.ReplaceTransport(ctx, content, ns)
+}
+
+func isEnded(s *jingle.Session) bool {
+	select {
+	case <-s.Done():
+		return true
+	default:
+		return false
+	}
+}
