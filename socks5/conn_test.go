@@ -153,11 +153,13 @@ func TestWithManagersBothFail(t *testing.T) {
 	if _, err := s.Contents()[0].Conn(ctx); !errors.Is(err, jingle.ErrTransportFailed) {
 		t.Fatalf("Conn: %v, want ErrTransportFailed", err)
 	}
+	// The responder waits for the initiator's transport-replace (the
+	// ladder's next rung); ending the session ends that wait.
+	s.Terminate(ctx, jingle.Reason{})
 	if c := <-app.conns; c != nil {
 		c.Close()
 		t.Fatal("responder got a conn")
 	}
-	s.Terminate(ctx, jingle.Reason{})
 }
 
 func BenchmarkThroughput(b *testing.B) {
