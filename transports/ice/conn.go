@@ -108,12 +108,12 @@ func newConn(dc *webrtc.DataChannel, raw datachannel.ReadWriteCloser, msgSize in
 func (c *Conn) readLoop() {
 	defer close(c.loopDone)
 	defer close(c.in)
+	buf := make([]byte, recvMessageSize)
 	for {
-		buf := make([]byte, c.recvSize())
 		n, err := c.raw.Read(buf)
 		if n > 0 {
 			select {
-			case c.in <- buf[:n]:
+			case c.in <- append([]byte(nil), buf[:n]...):
 			case <-c.closed:
 				c.readErr = errClosed
 				return
@@ -131,10 +131,6 @@ func (c *Conn) readLoop() {
 		}
 	}
 }
-
-// recvSize is the largest message we accept (we announce it as
-// max-message-size).
-func (c *Conn) recvSize() int { return recvMessageSize }
 
 // Read implements net.Conn.
 func (c *Conn) Read(p []byte) (int, error) {
@@ -245,18 +241,38 @@ func (c *Conn) CloseWrite() error {
 	return c.raw.Close()
 }
 
-// Close implements net.Conn. It unblocks Read and Write and closes the
-// channel. The transport that made the conn closes the PeerConnection under
-// it (and waits for the conn's reader) when the Jingle session ends.
+// Close implements net.Conn. It unblocks Read and Write, then lets what was
+// already written drain for up to a second (like TCP's close, which sends
+// queued data in the background) and closes the channel. The transport that
+// made the conn closes the PeerConnection under it (and waits for the
+// conn's reader) when the Jingle session ends.
 func (c *Conn) Close() error {
+	c.closeWith(closeLinger)
+	return nil
+}
+
+const closeLinger = time.Second
+
+// closeWith closes the conn, waiting up to linger for buffered data.
+func (c *Conn) closeWith(linger time.Duration) {
 	c.once.Do(func() {
 		close(c.closed)
+		if linger > 0 {
+			end := time.Now().Add(linger)
+			for c.dc.BufferedAmount() > 0 && time.Now().Before(end) {
+				t := time.NewTimer(10 * time.Millisecond)
+				select {
+				case <-c.low:
+				case <-t.C:
+				}
+				t.Stop()
+			}
+		}
 		c.closeErr = c.raw.Close()
 		if c.onClose != nil {
 			c.onClose()
 		}
 	})
-	return nil
 }
 
 // LocalAddr implements net.Conn: our side of the selected candidate pair.

@@ -111,7 +111,8 @@ func WithConnectTimeout(d time.Duration) Option {
 // WithGatherWait bounds how long Offer and Accept wait for candidate
 // gathering to complete before they answer (default 500 ms). Candidates
 // gathered by then go in the offer or answer; later ones are trickled in
-// transport-info (XEP-0176 §5.5).
+// transport-info (XEP-0176 §5.5). Zero means pure trickle: no candidate in
+// the offer or answer (as StanzaJS does).
 func WithGatherWait(d time.Duration) Option {
 	return func(c *config) {
 		if d >= 0 {

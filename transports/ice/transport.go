@@ -234,6 +234,13 @@ func (t *Transport) describe(ctx context.Context, pc *webrtc.PeerConnection, des
 	for _, c := range p.ice.Candidates {
 		t.addLocalLocked(c)
 	}
+	if t.f.cfg.gatherWait == 0 {
+		// Pure trickle (what StanzaJS does): no candidate in the
+		// offer/answer, all in transport-info.
+		p.ice.Candidates = nil
+		t.local = p
+		return p, nil
+	}
 	// Everything gathered so far goes in the offer/answer.
 	p.ice.Candidates = t.queue
 	t.queue = nil
@@ -553,7 +560,7 @@ func (t *Transport) Close() error {
 	t.cancel()
 	var err error
 	if conn != nil {
-		conn.Close()
+		conn.closeWith(0)
 	}
 	if pc != nil {
 		err = pc.GracefulClose()

@@ -555,7 +555,10 @@ func (t *ICEUDP) encode(e *xml.Encoder) {
 			attr("protocol", c.Protocol),
 			attr("type", c.Type))
 		if c.RelAddr != "" {
-			s.Attr = append(s.Attr, attr("rel-addr", c.RelAddr), attr("rel-port", utoa(c.RelPort)))
+			s.Attr = append(s.Attr, attr("rel-addr", c.RelAddr))
+		}
+		if c.RelAddr != "" || c.RelPort != 0 {
+			s.Attr = append(s.Attr, attr("rel-port", utoa(c.RelPort)))
 		}
 		e.EncodeToken(s)
 		e.EncodeToken(s.End())
