@@ -11,16 +11,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/xjingle/xjingle/client"
 	"github.com/xjingle/xjingle/ibb"
 	"github.com/xjingle/xjingle/jingle"
 	"github.com/xjingle/xjingle/jingle/filetransfer"
 	"github.com/xjingle/xjingle/socks5"
+	"github.com/xjingle/xjingle/transports/ice"
 	"mellium.im/xmpp/jid"
 )
 
@@ -28,6 +32,7 @@ import (
 var Rungs = map[string]string{
 	"ibb":    ibb.NSJingle,
 	"socks5": socks5.NS,
+	"ice":    ice.NSDataChannel,
 }
 
 // DefaultTransports is the default ladder: SOCKS5 bytestreams (direct, then
@@ -103,7 +108,12 @@ type Config struct {
 	// SOCKS5Options are appended to the SOCKS5 factory's options (tests:
 	// socks5.WithoutDirect).
 	SOCKS5Options []socks5.Option
-	Logger        *slog.Logger
+	// NoExternalServices skips asking the server for STUN/TURN services
+	// (XEP-0215) for ICE.
+	NoExternalServices bool
+	// ICEOptions are appended to the ICE factories' options.
+	ICEOptions []ice.Option
+	Logger     *slog.Logger
 }
 
 // Engine is one XMPP connection with Jingle file transfer on it.
@@ -162,12 +172,36 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cl.Close()
 		return nil, fmt.Errorf("socks5: %w", err)
 	}
+	iceOpts := []ice.Option{}
+	if len(cfg.Interfaces) > 0 {
+		iceOpts = append(iceOpts, ice.WithInterfaces(cfg.Interfaces...))
+	}
+	if !cfg.NoExternalServices {
+		if servers := iceServers(ctx, cl, log); len(servers) > 0 {
+			iceOpts = append(iceOpts, ice.WithICEServers(servers...))
+		}
+	}
+	iceOpts = append(iceOpts, cfg.ICEOptions...)
+	dc, err := ice.NewFactory(iceOpts...)
+	if err != nil {
+		e.IBB.Close()
+		cl.Close()
+		return nil, fmt.Errorf("ice: %w", err)
+	}
+	iceUDP, err := ice.NewICEUDPFactory(iceOpts...)
+	if err != nil {
+		e.IBB.Close()
+		cl.Close()
+		return nil, fmt.Errorf("ice: %w", err)
+	}
 	e.App = filetransfer.New(cfg.Store, append([]filetransfer.Option{filetransfer.WithLogger(log)}, cfg.AppOpts...)...)
 	e.Manager, err = jingle.NewManager(cl,
 		jingle.WithLogger(log),
 		jingle.WithApplication(e.App),
 		jingle.WithTransport(e.IBB.JingleTransport()),
 		jingle.WithTransport(e.SOCKS5),
+		jingle.WithTransport(dc),
+		jingle.WithTransport(iceUDP),
 	)
 	if err != nil {
 		e.IBB.Close()
@@ -175,6 +209,39 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("jingle: %w", err)
 	}
 	return e, nil
+}
+
+// iceServers turns the server's STUN/TURN services (XEP-0215) into ICE
+// servers; none is fine.
+func iceServers(ctx context.Context, cl *client.Client, log *slog.Logger) []webrtc.ICEServer {
+	ctx, cancel := context.WithTimeout(ctx, ProxyLookupTimeout)
+	defer cancel()
+	svcs, err := cl.ExternalServices(ctx)
+	if err != nil {
+		log.Debug("engine: no external services", "err", err)
+		return nil
+	}
+	var out []webrtc.ICEServer
+	for _, s := range svcs {
+		if s.Host == "" || s.Port <= 0 || s.Port > 65535 {
+			continue
+		}
+		hostport := net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+		switch s.Type {
+		case "stun":
+			out = append(out, webrtc.ICEServer{URLs: []string{"stun:" + hostport}})
+		case "turn", "turns":
+			if s.Username == "" {
+				continue // a TURN server we have no credentials for is no use
+			}
+			url := s.Type + ":" + hostport
+			if s.Transport != "" {
+				url += "?transport=" + s.Transport
+			}
+			out = append(out, webrtc.ICEServer{URLs: []string{url}, Username: s.Username, Credential: s.Password})
+		}
+	}
+	return out
 }
 
 // findProxy asks the server for its XEP-0065 proxy (XEP-0065 §4); none is
