@@ -84,7 +84,8 @@ type Client struct {
 	features []string
 	ver      string
 	pending  map[string]*pendingIQ
-	closed   bool
+	closed   bool // Close was called
+	ended    bool // the read loop ended: no answer will come any more
 
 	pres *presenceTracker
 	caps *capsCache
@@ -162,7 +163,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, classify(fmt.Errorf("client: dial %s: %w", domain, err))
 	}
 	mechs := []sasl.Mechanism{sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1, sasl.Plain}
-	features := []xmpp.StreamFeature{authFeature(cfg.Password, mechs), xmpp.BindResource()}
+	features := []xmpp.StreamFeature{authFeature(cfg.Password, mechs), bindFeature(origin)}
 	var state xmpp.SessionState
 	if direct {
 		state = xmpp.Secure
@@ -177,10 +178,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	sess, err := xmpp.NewSession(ctx, origin.Domain(), origin, conn, state, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: features}
 	}))
-	stopped := stop()
+	stop()
 	if err != nil {
 		conn.Close()
-		if !stopped {
+		// The conn deadline (ctx's deadline) may fire before ctx's
+		// AfterFunc runs: the error is then an i/o timeout, not ctx's.
+		if ctx.Err() != nil {
 			err = errors.Join(ctx.Err(), err)
 		}
 		return nil, classify(fmt.Errorf("client: log in as %s: %w", cfg.JID.Bare(), err))
@@ -303,18 +306,25 @@ func (c *Client) Close() error {
 	c.once.Do(func() {
 		c.mu.Lock()
 		c.closed = true
+		ended := c.ended
 		c.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		_ = c.write(ctx, []byte(`<presence xmlns="jabber:client" type="unavailable"/>`))
-		cancel()
+		// A server that stopped reading must not hold Close for the
+		// full writeTimeout.
+		_ = c.writeWithin([]byte(`<presence xmlns="jabber:client" type="unavailable"/>`), closeTimeout)
 		c.writeMu.Lock()
+		_ = c.sess.Conn().SetWriteDeadline(time.Now().Add(closeTimeout))
 		err = c.sess.Close()
 		c.writeMu.Unlock()
+		if ended {
+			// The server had ended the stream already: writing
+			// our end may fail (broken pipe), and says nothing.
+			err = nil
+		}
 		// The server answers </stream:stream>; don't wait for a server
 		// that never does.
 		select {
 		case <-c.done:
-		case <-time.After(3 * time.Second):
+		case <-time.After(closeTimeout):
 		}
 		_ = c.sess.Conn().Close()
 		c.wg.Wait()
@@ -352,10 +362,17 @@ func (c *Client) write(ctx context.Context, raw []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	return c.writeWithin(raw, writeTimeout)
+}
+
+// writeWithin writes raw with a write deadline of timeout from now. The
+// deadline is set under writeMu, just before this write, so it can never
+// land on another write.
+func (c *Client) writeWithin(raw []byte, timeout time.Duration) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	conn := c.sess.Conn()
-	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
 	_, err := conn.Write(raw)
 	if err != nil {
 		// A failed write leaves the stream in an unknown state (maybe
@@ -371,6 +388,10 @@ func (c *Client) write(ctx context.Context, raw []byte) error {
 // writeTimeout bounds one stanza write: a server that stops reading for this
 // long is gone.
 const writeTimeout = 2 * time.Minute
+
+// closeTimeout bounds each step of Close: the goodbye writes, and the wait
+// for the server's </stream:stream>.
+const closeTimeout = 3 * time.Second
 
 func (c *Client) nextID() string {
 	c.mu.Lock()
@@ -450,7 +471,9 @@ func (c *Client) SendIQAsync(ctx context.Context, to jid.JID, typ string, payloa
 	})
 	p := &pendingIQ{to: to, done: func(b []byte, err error) { stop(); finish(b, err) }}
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || c.ended {
+		// After the read loop ended nothing would answer: fail now
+		// rather than at the IQ timeout.
 		c.mu.Unlock()
 		stop()
 		return ErrClosed
@@ -493,6 +516,12 @@ func (c *Client) HandleMessage(name xml.Name, h jingle.MessageHandler) {
 
 // SendMessage implements jingle.Signaller.
 func (c *Client) SendMessage(ctx context.Context, to jid.JID, typ string, payload []byte) error {
+	c.mu.Lock()
+	gone := c.closed || c.ended
+	c.mu.Unlock()
+	if gone {
+		return fmt.Errorf("client: send message to %s: %w", to, ErrClosed)
+	}
 	raw := append(stanzaStart("message", c.nextID(), typ, to), payload...)
 	raw = append(raw, "</message>"...)
 	if err := c.write(ctx, raw); err != nil {
@@ -539,6 +568,85 @@ func (c *Client) sendPresence(ctx context.Context) error {
 	raw := fmt.Sprintf(`<presence xmlns="jabber:client"><priority>%d</priority><c xmlns="%s" hash="sha-1" node="%s" ver="%s"/></presence>`,
 		c.cfg.Priority, NSCaps, CapsNode, ver)
 	return c.write(ctx, []byte(raw))
+}
+
+// bindFeature is resource binding (RFC 6120 §7) asking for origin's
+// resourcepart. mellium v0.22.0's own client side sends the request with an
+// empty <resource/> (bindPayload writes the JID, not the resource, as its
+// text), so the server always picked the resource; only Negotiate is
+// replaced here, listing and parsing stay mellium's.
+func bindFeature(origin jid.JID) xmpp.StreamFeature {
+	f := xmpp.BindResource()
+	negotiate := f.Negotiate
+	f.Negotiate = func(ctx context.Context, s *xmpp.Session, data interface{}) (xmpp.SessionState, io.ReadWriter, error) {
+		if s.State()&xmpp.Received != 0 {
+			return negotiate(ctx, s, data) // the server side is not ours
+		}
+		r := s.TokenReader()
+		defer r.Close()
+		w := s.TokenWriter()
+		defer w.Close()
+
+		const nsBind = "urn:ietf:params:xml:ns:xmpp-bind"
+		id := randomHex(8)
+		iq := xml.StartElement{Name: xml.Name{Space: NSClient, Local: "iq"}, Attr: []xml.Attr{
+			{Name: xml.Name{Local: "type"}, Value: "set"}, {Name: xml.Name{Local: "id"}, Value: id}}}
+		bind := xml.StartElement{Name: xml.Name{Space: nsBind, Local: "bind"}}
+		toks := []xml.Token{iq, bind}
+		if res := origin.Resourcepart(); res != "" {
+			el := xml.StartElement{Name: xml.Name{Space: nsBind, Local: "resource"}}
+			toks = append(toks, el, xml.CharData(res), el.End())
+		}
+		toks = append(toks, bind.End(), iq.End())
+		for _, t := range toks {
+			if err := w.EncodeToken(t); err != nil {
+				return 0, nil, err
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return 0, nil, err
+		}
+
+		d := xml.NewTokenDecoder(r)
+		var start xml.StartElement
+		for {
+			tok, err := d.Token()
+			if err != nil {
+				return 0, nil, err
+			}
+			if se, ok := tok.(xml.StartElement); ok {
+				start = se
+				break
+			}
+		}
+		if start.Name.Local != "iq" {
+			return 0, nil, fmt.Errorf("client: bind: got <%s/>, want the answer IQ", start.Name.Local)
+		}
+		var resp struct {
+			ID   string              `xml:"id,attr"`
+			Type string              `xml:"type,attr"`
+			JID  string              `xml:"urn:ietf:params:xml:ns:xmpp-bind bind>jid"`
+			Err  *jingle.StanzaError `xml:"error"`
+		}
+		if err := d.DecodeElement(&resp, &start); err != nil {
+			return 0, nil, fmt.Errorf("client: bind: %w", err)
+		}
+		switch {
+		case resp.ID != id:
+			return 0, nil, fmt.Errorf("client: bind: answer to IQ %q, want %q", resp.ID, id)
+		case resp.Type == "error" && resp.Err != nil:
+			return 0, nil, fmt.Errorf("client: bind resource %q: %w", origin.Resourcepart(), resp.Err)
+		case resp.Type != "result":
+			return 0, nil, fmt.Errorf("client: bind: answer of type %q", resp.Type)
+		}
+		j, err := jid.Parse(resp.JID)
+		if err != nil || !j.Bare().Equal(origin.Bare()) || j.Resourcepart() == "" {
+			return 0, nil, fmt.Errorf("client: bind: server assigned %q to %s", resp.JID, origin.Bare())
+		}
+		s.UpdateAddr(j)
+		return xmpp.Ready, nil, nil
+	}
+	return f
 }
 
 // authFeature is mellium's SASL feature with its failures marked ErrAuth: a

@@ -147,7 +147,7 @@ func (c *Client) PeerFeatures(ctx context.Context, peer jid.JID) ([]string, erro
 	p, ok := c.pres.get(peer)
 	if ok && p.capsHash == "sha-1" && p.capsVer != "" {
 		if f, ok := c.caps.get(p.capsVer); ok {
-			return f, nil
+			return slices.Clone(f), nil // callers may modify theirs
 		}
 		node := ""
 		if p.capsNode != "" {
@@ -155,9 +155,11 @@ func (c *Client) PeerFeatures(ctx context.Context, peer jid.JID) ([]string, erro
 		}
 		info, forms, err := c.discoInfo(ctx, peer, node)
 		if err == nil {
-			// XEP-0115 §5.4: cache only what hashes to the ver.
-			if !forms && capsVer(info.Identities, info.Features) == p.capsVer {
-				c.caps.put(p.capsVer, info.Features)
+			// XEP-0115 §5.4: cache only a well-formed answer that
+			// hashes to the ver.
+			if !forms && capsWellFormed(info.Identities, info.Features) &&
+				capsVer(info.Identities, info.Features) == p.capsVer {
+				c.caps.put(p.capsVer, slices.Clone(info.Features))
 			}
 			return info.Features, nil
 		}

@@ -38,7 +38,7 @@ func classify(err error) error {
 	switch {
 	case errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie):
 		return fmt.Errorf("%w: %w", ErrTLS, err)
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	case errors.As(err, &dnse), errors.As(err, &ope):
 		return fmt.Errorf("%w: %w", ErrUnreachable, err)
@@ -51,4 +51,9 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrTLS, err)
 	}
 	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -18,15 +18,20 @@ type resourcePresence struct {
 }
 
 // presenceTracker keeps the available resources of every bare JID that sent
-// us presence. Peers are bounded by the roster the server delivers presence
-// for; resources per bare JID are capped.
+// us presence. Bare JIDs (maxPeers) and resources per bare JID
+// (maxResources) are capped: a peer controls how many it announces.
 type presenceTracker struct {
 	mu      sync.Mutex
 	byBare  map[string]map[string]resourcePresence
 	changed chan struct{} // closed and replaced on every update
 }
 
-const maxResources = 64
+const (
+	maxResources = 64
+	// maxPeers bounds the bare JIDs tracked: directed presence (RFC 6121
+	// §4.6) reaches us from anyone, not only from the roster.
+	maxPeers = 4096
+)
 
 func newPresenceTracker() *presenceTracker {
 	return &presenceTracker{byBare: map[string]map[string]resourcePresence{}, changed: make(chan struct{})}
@@ -39,9 +44,18 @@ func (t *presenceTracker) update(p resourcePresence) {
 	bare := p.jid.Bare().String()
 	m := t.byBare[bare]
 	if !p.available {
+		if m == nil {
+			return // nothing changes
+		}
 		delete(m, p.jid.String())
+		if len(m) == 0 {
+			delete(t.byBare, bare)
+		}
 	} else {
 		if m == nil {
+			if len(t.byBare) >= maxPeers {
+				return
+			}
 			m = map[string]resourcePresence{}
 			t.byBare[bare] = m
 		}

@@ -86,6 +86,9 @@ func (c *Client) readLoop() {
 func (c *Client) endRead(err error) {
 	c.mu.Lock()
 	closed := c.closed
+	// From now on SendIQAsync fails at once: an IQ registered after
+	// failPending below would wait for an answer that cannot come.
+	c.ended = true
 	c.mu.Unlock()
 	if closed || errors.Is(err, io.EOF) {
 		err = nil
@@ -94,8 +97,10 @@ func (c *Client) endRead(err error) {
 		c.log.Warn("connection lost", "err", err)
 	}
 	c.readErr = err
-	// Answers will not come any more.
-	go c.failPending(ErrClosed)
+	// Answers will not come any more. done callbacks must not block
+	// (jingle.AsyncIQSender), so this runs here, on the read loop, which
+	// Close waits for.
+	c.failPending(ErrClosed)
 }
 
 func streamErrorText(inner []byte) string {
@@ -341,7 +346,15 @@ func encodeElement(d *xml.Decoder, start xml.StartElement, limit int) ([]byte, e
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
-			attrs := t.Attr[:0:0]
+			attrs := make([]xml.Attr, 0, len(t.Attr)+1)
+			if t.Name.Space == "" {
+				// No namespace (xmlns="" in the input, or none
+				// declared): say so, else the element would be
+				// read in its parent's namespace, or in
+				// jabber:client once the raw XML is embedded in a
+				// stanza.
+				attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "xmlns"}})
+			}
 			for _, a := range t.Attr {
 				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 					continue
