@@ -46,6 +46,36 @@ type Content struct {
 	changed   chan struct{}
 	replace   *replaceState
 	removed   bool
+	// acceptDesc is the description our session-accept carries instead of
+	// Description (responder, SetAcceptDescription); accepted is the one
+	// the peer's session-accept carried (initiator).
+	acceptDesc *Element
+	accepted   *Element
+}
+
+// SetAcceptDescription sets the <description/> the responder's
+// session-accept carries for this content, instead of echoing the
+// session-initiate's (XEP-0166 §7.2.8; e.g. a narrowed file description with
+// a XEP-0234 §6.4 <range/>). It has effect only before Session.Accept.
+func (c *Content) SetAcceptDescription(el Element) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	d := el
+	c.acceptDesc = &d
+}
+
+// AcceptedDescription is the <description/> of this content in the peer's
+// session-accept (initiator side), or the zero Element if the session is not
+// accepted yet or the peer sent none. It is set before Session.WaitActive
+// returns nil and before the AcceptedEvent is delivered. The peer controls
+// it: parse it as untrusted input.
+func (c *Content) AcceptedDescription() Element {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if c.accepted == nil {
+		return Element{}
+	}
+	return *c.accepted
 }
 
 // replaceState is a transport-replace waiting for its answer.

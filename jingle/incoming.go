@@ -174,6 +174,14 @@ func (s *Session) onSessionAccept(j *Jingle, answer func(error)) {
 		}
 		pairs = append(pairs, pair{c, wc})
 	}
+	s.mu.Lock()
+	for _, p := range pairs {
+		if p.wc.Description != nil {
+			d := *p.wc.Description
+			p.c.accepted = &d
+		}
+	}
+	s.mu.Unlock()
 	s.setState(StateActive)
 	s.stopTimer()
 	answer(nil)

@@ -259,6 +259,12 @@ func (s *Session) Accept(ctx context.Context) error {
 			}
 			w := c.wire(answer, true)
 			w.Senders = c.Senders
+			s.mu.Lock()
+			if c.acceptDesc != nil {
+				d := *c.acceptDesc
+				w.Description = &d
+			}
+			s.mu.Unlock()
 			wcs = append(wcs, w)
 		}
 		st, err := next(s.state, ActionSessionAccept, RoleResponder)

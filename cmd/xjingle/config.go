@@ -35,6 +35,7 @@ type fileConfig struct {
 		AcceptAll   bool     `toml:"accept_all"`
 		KeepPartial bool     `toml:"keep_partial"`
 		RequireHash bool     `toml:"require_hash"`
+		NoResume    bool     `toml:"no_resume"`
 	} `toml:"receive"`
 }
 

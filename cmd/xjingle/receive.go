@@ -23,6 +23,7 @@ func newReceiveCmd(g *globals) *cobra.Command {
 		once        bool
 		keepPartial bool
 		requireHash bool
+		noResume    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "receive [--dir D] [--from JID]... [--accept-all] [--once]",
@@ -36,7 +37,14 @@ each offer is asked about on the terminal.
 A file appears under its final name only after its size and hash (when the
 sender offered one) check out; names are sanitised and never leave --dir.
 With --once, receive exits after the first transfer, with status 0 only if
-that file arrived complete (and verified, with --require-hash).`,
+that file arrived complete (and verified, with --require-hash).
+
+A transfer that fails or is cut off (process killed, connection lost) is
+kept in --dir as .xjingle-resume-KEY.part with a .json sidecar, never under
+its final name; when the same peer (any resource) offers the same file again
+(name, size, date, hash) and supports ranged transfers, only the rest is
+requested (XEP-0234 §6.4). --no-resume (config receive.no_resume) turns this
+off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fc, err := g.loadFileConfig()
@@ -53,6 +61,7 @@ that file arrived complete (and verified, with --require-hash).`,
 			acceptAll = acceptAll || fc.Receive.AcceptAll
 			keepPartial = keepPartial || fc.Receive.KeepPartial
 			requireHash = requireHash || fc.Receive.RequireHash
+			noResume = noResume || fc.Receive.NoResume
 
 			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 				return fmt.Errorf("download dir %q is not a directory", dir)
@@ -97,7 +106,7 @@ that file arrived complete (and verified, with --require-hash).`,
 					}
 				}()
 			}
-			store := &filetransfer.Store{Dir: dir, KeepPartial: keepPartial}
+			store := &filetransfer.Store{Dir: dir, KeepPartial: keepPartial, Resume: !noResume}
 			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
 				ibbBlock:   g.ibbBlock,
 				interfaces: g.interfaceNames(fc),
@@ -150,6 +159,7 @@ that file arrived complete (and verified, with --require-hash).`,
 	f.BoolVar(&once, "once", false, "exit after the first transfer")
 	f.BoolVar(&keepPartial, "keep-partial", false, "keep failed transfers as NAME.failed instead of deleting them")
 	f.BoolVar(&requireHash, "require-hash", false, "refuse files the sender sent no hash for")
+	f.BoolVar(&noResume, "no-resume", false, "do not keep failed transfers for resume, nor resume them")
 	return cmd
 }
 

@@ -274,6 +274,9 @@ func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path st
 		Desc:     opt.Desc,
 		Date:     fi.ModTime().UTC().Truncate(time.Millisecond),
 		HashUsed: []string{AlgoSHA256},
+		// §5: an empty <range/> in an offer announces support of ranged
+		// transfers; a receiver may then resume with an offset (§6.4).
+		Range: &Range{},
 	}
 	if file.Name == "" {
 		file.Name = filepath.Base(path)
@@ -311,7 +314,27 @@ func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path st
 		res.Err = a.waitErr(s, err, "send "+file.Name)
 		return t.finish(res), res.Err
 	}
-	res.Err = a.sendData(ctx, s, c, ladderConnect(lad, s, c, res), f, file.Size, t, w, res)
+	// §6.1 (Example 3): the receiver's session-accept may carry a <range/>
+	// with an offset or length that we SHOULD respect (§6.4).
+	var want *Range
+	if el := c.AcceptedDescription(); !el.IsZero() {
+		if d, err := ParseDescription(el); err == nil {
+			want = d.File.Range
+		} else {
+			log.Info("malformed description in session-accept, sending the whole file", "err", err)
+		}
+	}
+	off, n, err := rangeOf(want, file.Size)
+	if err != nil {
+		a.terminate(s, jingle.ReasonFailedApplication, "bad range")
+		res.Err = fmt.Errorf("filetransfer: send %s: %w", file.Name, err)
+		return t.finish(res), res.Err
+	}
+	if off > 0 || n != file.Size {
+		log.Info("ranged transfer", "offset", off, "length", n)
+	}
+	res.Offset = off
+	res.Err = a.sendData(ctx, s, c, ladderConnect(lad, s, c, res), f, file.Size, off, n, t, w, res)
 	log.Info("file sent", "bytes", t.Bytes(), "verified", res.Verified, "err", res.Err)
 	return t.finish(res), res.Err
 }
@@ -434,14 +457,21 @@ func (a *App) receiveOffer(ctx context.Context, s *jingle.Session, c *jingle.Con
 		a.terminate(s, jingle.ReasonDecline, "")
 		return
 	}
-	in, err := a.store.Create(f.Name, size, append([]string{AlgoSHA1}, f.Algos()...)...)
+	in, off, err := a.store.CreateResumable(s.Peer(), f, append([]string{AlgoSHA1}, f.Algos()...)...)
 	if err != nil {
 		log.Warn("cannot store file", "err", err)
 		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")
 		return
 	}
+	if off > 0 {
+		// §6.1 (Example 3), §6.4: ask the sender for the rest only.
+		af := f
+		af.Range = &Range{Offset: off}
+		c.SetAcceptDescription(Description{File: af}.Element())
+		log.Info("resuming", "offset", off, "size", size)
+	}
 	t := newTransfer(Incoming, s.Peer(), s.SID(), f.Name, size)
-	res := &Result{Name: in.Name(), Size: size}
+	res := &Result{Name: in.Name(), Size: size, Offset: off}
 	a.notify(t)
 	w := a.watch(s, c.Name)
 	defer w.close()
@@ -469,10 +499,6 @@ func (a *App) serveRequest(ctx context.Context, s *jingle.Session, c *jingle.Con
 		notAvailable()
 		return
 	}
-	if r := d.File.Range; r != nil && (r.Offset != 0 || r.Length != 0) {
-		a.terminate(s, jingle.ReasonFailedApplication, "ranged transfers are not supported")
-		return
-	}
 	path, ok := a.shared(d.File)
 	if !ok {
 		log.Info("requested file not shared", "name", d.File.Name)
@@ -491,12 +517,19 @@ func (a *App) serveRequest(ctx context.Context, s *jingle.Session, c *jingle.Con
 		notAvailable()
 		return
 	}
+	// §6.4: a request may ask for a range of the file.
+	off, length, err := rangeOf(d.File.Range, fi.Size())
+	if err != nil {
+		log.Info("bad range requested", "err", err)
+		a.terminate(s, jingle.ReasonFailedApplication, "bad range")
+		return
+	}
 	name := d.File.Name
 	if name == "" {
 		name = filepath.Base(path)
 	}
 	t := newTransfer(Outgoing, s.Peer(), s.SID(), name, fi.Size())
-	res := &Result{Name: name, Path: path, Size: fi.Size()}
+	res := &Result{Name: name, Path: path, Size: fi.Size(), Offset: off}
 	a.notify(t)
 	w := a.watch(s, c.Name)
 	defer w.close()
@@ -506,7 +539,7 @@ func (a *App) serveRequest(ctx context.Context, s *jingle.Session, c *jingle.Con
 		t.finish(res)
 		return
 	}
-	res.Err = a.sendData(ctx, s, c, follow(c, res), f, fi.Size(), t, w, res)
+	res.Err = a.sendData(ctx, s, c, follow(c, res), f, fi.Size(), off, length, t, w, res)
 	log.Info("requested file sent", "bytes", t.Bytes(), "verified", res.Verified, "err", res.Err)
 	t.finish(res)
 }
@@ -521,9 +554,34 @@ func ladderConnect(l *transports.Ladder, s *jingle.Session, c *jingle.Content, r
 	}
 }
 
+// rangeOf checks a requested range (§6.4) against the file's size and
+// returns the offset and the number of bytes to send (nil: the whole file).
+func rangeOf(r *Range, size int64) (off, n int64, err error) {
+	if r == nil {
+		return 0, size, nil
+	}
+	if r.Offset > size {
+		return 0, 0, fmt.Errorf("range offset %d beyond the file's %d bytes: %w", r.Offset, size, ErrBadRange)
+	}
+	n = size - r.Offset
+	if r.Length != 0 {
+		if r.Length > n {
+			return 0, 0, fmt.Errorf("range %d+%d beyond the file's %d bytes: %w", r.Offset, r.Length, size, ErrBadRange)
+		}
+		n = r.Length
+	}
+	return r.Offset, n, nil
+}
+
 // sendData is the File Sender's part once the session is active: copy
-// exactly size bytes, checksum, wait for the receiver.
-func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content, connect func(context.Context) (net.Conn, error), f io.Reader, size int64, t *Transfer, w *watcher, res *Result) error {
+// exactly n bytes from off of the size bytes of f, checksum, wait for the
+// receiver.
+//
+// The checksum (§8.2) carries the hash of the whole file whatever the range:
+// the bytes before off and after off+n are read for hashing only (each byte
+// of f is read once, in order); for a partial range it also carries the
+// hash of the bytes sent in a <range/> (§8.2, Example 15).
+func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content, connect func(context.Context) (net.Conn, error), f io.Reader, size, off, n int64, t *Transfer, w *watcher, res *Result) error {
 	conn, err := connect(ctx)
 	if err != nil {
 		return a.endedErr(s, w, fmt.Errorf("filetransfer: send: transport: %w", err), jingle.ReasonFailedTransport)
@@ -536,13 +594,43 @@ func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content
 	}()
 
 	h := NewHasher(AlgoSHA256)
-	n, err := io.CopyBuffer(counter{idleConn{conn, a.idle}, t}, io.TeeReader(io.LimitReader(f, size), h), make([]byte, bufSize))
-	if err != nil {
-		return a.streamErr(ctx, s, w, fmt.Errorf("filetransfer: send: after %d of %d bytes: %w", n, size, err))
-	}
-	if n != size {
+	buf := make([]byte, bufSize)
+	shrank := func(got int64) error {
 		a.terminate(s, jingle.ReasonFailedApplication, "file changed while sending")
-		return fmt.Errorf("filetransfer: send: file shrank to %d of %d bytes: %w", n, size, ErrSizeMismatch)
+		return fmt.Errorf("filetransfer: send: file shrank to %d of %d bytes: %w", got, size, ErrSizeMismatch)
+	}
+	if off > 0 {
+		k, err := io.CopyBuffer(h, io.LimitReader(f, off), buf)
+		if err != nil {
+			a.terminate(s, jingle.ReasonFailedApplication, "cannot read the file")
+			return fmt.Errorf("filetransfer: send: hash the first %d bytes: %w", off, err)
+		}
+		if k != off {
+			return shrank(k)
+		}
+	}
+	var rh *Hasher
+	var src io.Reader = io.TeeReader(io.LimitReader(f, n), h)
+	if off > 0 || n != size {
+		rh = NewHasher(AlgoSHA256)
+		src = io.TeeReader(src, rh)
+	}
+	k, err := io.CopyBuffer(counter{idleConn{conn, a.idle}, t}, src, buf)
+	if err != nil {
+		return a.streamErr(ctx, s, w, fmt.Errorf("filetransfer: send: after %d of %d bytes: %w", k, n, err))
+	}
+	if k != n {
+		return shrank(off + k)
+	}
+	if rest := size - off - n; rest > 0 {
+		k, err := io.CopyBuffer(h, io.LimitReader(f, rest), buf)
+		if err != nil {
+			a.terminate(s, jingle.ReasonFailedApplication, "cannot read the file")
+			return fmt.Errorf("filetransfer: send: hash the last %d bytes: %w", rest, err)
+		}
+		if k != rest {
+			return shrank(off + n + k)
+		}
 	}
 	// End of our stream: half-close where the transport can (TCP), else
 	// close (IBB sends <close/>). Receivers read exactly size bytes and do
@@ -560,6 +648,10 @@ func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content
 
 	// §8.2: the value of the announced <hash-used/>.
 	cs := Checksum{Creator: c.Creator, Name: c.Name, File: File{Hashes: []Hash{sum}}}
+	if rh != nil && n != size-off {
+		rs, _ := rh.Sum(AlgoSHA256)
+		cs.File.Range = &Range{Offset: off, Length: n, Hashes: []Hash{rs}}
+	}
 	if err := s.SendInfo(ctx, cs.Element()); err != nil {
 		select {
 		case <-w.ended:
@@ -625,23 +717,25 @@ func (a *App) receiveData(ctx context.Context, s *jingle.Session, c *jingle.Cont
 	}()
 
 	size := in.size
+	start := in.Written() // a resumed file has data already
 	var src io.Reader = idleConn{conn, a.idle}
 	if size >= 0 {
-		// Read exactly size bytes: never wait for the end of the stream
-		// (Conversations never closes its IBB stream).
-		src = io.LimitReader(src, size)
+		// Read exactly the missing bytes: never wait for the end of the
+		// stream (Conversations never closes its IBB stream).
+		src = io.LimitReader(src, size-start)
 	}
 	n, err := io.CopyBuffer(counter{in, t}, src, make([]byte, bufSize))
 	if err != nil {
 		if errors.Is(err, ErrTooLarge) {
+			in.DropResume()
 			a.terminate(s, jingle.ReasonMediaError, "file too large", "file-too-large")
 			return err
 		}
-		return a.streamErr(ctx, s, w, fmt.Errorf("filetransfer: receive: after %d bytes: %w", n, err))
+		return a.streamErr(ctx, s, w, fmt.Errorf("filetransfer: receive: after %d bytes: %w", start+n, err))
 	}
-	if size >= 0 && n < size {
+	if size >= 0 && start+n < size {
 		// The stream ended early: a size lie, or a broken transfer.
-		err := fmt.Errorf("filetransfer: receive: stream ended after %d of %d bytes: %w", n, size, ErrSizeMismatch)
+		err := fmt.Errorf("filetransfer: receive: stream ended after %d of %d bytes: %w", start+n, size, ErrSizeMismatch)
 		return a.endedErr(s, w, err, jingle.ReasonMediaError)
 	}
 	// Data past the announced size is a size lie too (§9.2): watch the
@@ -658,6 +752,9 @@ func (a *App) receiveData(ctx context.Context, s *jingle.Session, c *jingle.Cont
 		}()
 	}
 	tooMuch := func() error {
+		// A sender that ignored our range sends the whole file: the
+		// data is misplaced, start over next time.
+		in.DropResume()
 		a.terminate(s, jingle.ReasonMediaError, "more data than announced", "file-too-large")
 		return fmt.Errorf("filetransfer: receive: peer sent more than %d bytes: %w", size, ErrSizeMismatch)
 	}
@@ -706,6 +803,7 @@ wait:
 	}
 	v, err := in.Verify(want())
 	if err != nil {
+		in.DropResume()
 		if errors.Is(err, ErrHashMismatch) {
 			// No reason is specific to a bad checksum; media-error is
 			// what §9.2 uses for bad file data.

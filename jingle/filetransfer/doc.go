@@ -29,4 +29,17 @@
 // A pull (§6.2) is the same with the roles swapped: the requester initiates a
 // session whose content has senders='responder' and a <file/> selector; the
 // peer's App finds the file with the WithShared callback and sends it.
+//
+// Ranged transfers and resume (§6.4): Send offers an empty <range/>
+// (support). A receiver whose Store has Resume set keeps a failed transfer
+// of such an offer as ".xjingle-resume-<key>.part" plus a JSON sidecar
+// (never under the final name; see CreateResumable and ResumeKey); when the
+// same peer offers the same file again, its session-accept carries
+// <range offset='N'/>, the N bytes on disk are re-hashed and only the rest is
+// received. A sender honours a <range offset length/> in the session-accept
+// (push) or in the request (pull): it sends only those bytes, reads the rest
+// of the file for hashing only, and its checksum carries the whole file's
+// hash. Result.Offset is where the sent data started, Result.Bytes what
+// crossed the wire. A range outside the file is refused (ErrBadRange,
+// failed-application). Requesting a range with Request is not supported.
 package filetransfer

@@ -32,6 +32,10 @@ var (
 	ErrNotAvailable = errors.New("filetransfer: file not available")
 	// ErrRejected means our accept policy refused an incoming offer.
 	ErrRejected = errors.New("filetransfer: offer rejected locally")
+	// ErrBadRange means a peer asked for a range (XEP-0234 §6.4) that is
+	// not inside the file; the session is terminated with
+	// failed-application.
+	ErrBadRange = errors.New("filetransfer: range outside the file")
 	// ErrUnsupportedHash means no hash algorithm we can compute was named.
 	ErrUnsupportedHash = errors.New("filetransfer: unsupported hash algorithm")
 )

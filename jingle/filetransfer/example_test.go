@@ -9,6 +9,7 @@ import (
 
 	"github.com/xjingle/xjingle/internal/xjtest"
 	"github.com/xjingle/xjingle/jingle"
+	"mellium.im/xmpp/jid"
 )
 
 func ExampleSanitizeName() {
@@ -87,4 +88,15 @@ func ExampleApp_Send() {
 	// Output:
 	// hello.txt 11 true
 	// hello, bob
+}
+
+// A failed transfer is kept for resume under a name derived from the peer's
+// bare JID and the offered name, size and date: any resource of the same
+// account resumes it.
+func ExampleResumeKey() {
+	date := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	k1 := ResumeKey(jid.MustParse("alice@example.com/phone"), "photo.jpg", 1234, date)
+	k2 := ResumeKey(jid.MustParse("alice@example.com/laptop"), "photo.jpg", 1234, date)
+	fmt.Println(len(k1), k1 == k2)
+	// Output: 64 true
 }

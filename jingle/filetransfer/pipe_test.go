@@ -3,6 +3,7 @@ package filetransfer
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"net"
 	"sync"
 
@@ -18,6 +19,9 @@ const nsPipe = "urn:xjingle:test:pipe"
 type pipeHub struct {
 	mu    sync.Mutex
 	pipes map[string]*[2]net.Conn
+	// cutAfter, if positive, makes the next pipe's initiator end fail
+	// (and close) after writing that many bytes; it is consumed.
+	cutAfter int64
 }
 
 func newPipeHub() *pipeHub { return &pipeHub{pipes: map[string]*[2]net.Conn{}} }
@@ -38,6 +42,10 @@ func (h *pipeHub) pair(key string) *[2]net.Conn {
 	p := h.pipes[key]
 	if p == nil {
 		a, b := net.Pipe()
+		if h.cutAfter > 0 {
+			a = &cutConn{Conn: a, left: h.cutAfter}
+			h.cutAfter = 0
+		}
 		p = &[2]net.Conn{a, b}
 		h.pipes[key] = p
 	}
@@ -62,3 +70,30 @@ func (t *pipeTransport) Accepted(context.Context, jingle.Element) error { return
 func (t *pipeTransport) Info(context.Context, jingle.Element) error     { return nil }
 func (t *pipeTransport) Conn(context.Context) (net.Conn, error)         { return t.hub.pair(t.key)[t.end], nil }
 func (t *pipeTransport) Close() error                                   { return t.hub.pair(t.key)[t.end].Close() }
+
+// errCut is the error of a cutConn once its budget is spent.
+var errCut = errors.New("pipe: cut")
+
+// cutConn writes at most left bytes, then closes and fails.
+type cutConn struct {
+	net.Conn
+	mu   sync.Mutex
+	left int64
+}
+
+func (c *cutConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if int64(len(p)) <= c.left {
+		n, err := c.Conn.Write(p)
+		c.left -= int64(n)
+		return n, err
+	}
+	n, err := c.Conn.Write(p[:c.left])
+	c.left -= int64(n)
+	c.Conn.Close()
+	if err == nil {
+		err = errCut
+	}
+	return n, err
+}

@@ -54,6 +54,12 @@ type Store struct {
 	// MaxSize, if positive, is the largest file Create accepts
 	// (ErrTooLarge).
 	MaxSize int64
+	// Resume keeps the data of a failed transfer whose sender supports
+	// ranged transfers as ".xjingle-resume-<key>.part" (plus a ".json"
+	// sidecar) so that a later offer of the same file resumes it (see
+	// CreateResumable and XEP-0234 §6.4). It wins over KeepPartial for such
+	// transfers.
+	Resume bool
 }
 
 // IncomingFile is one file being received into a Store. It is an io.Writer that
@@ -67,6 +73,10 @@ type IncomingFile struct {
 	f     *os.File
 	h     *Hasher
 	n     int64
+	// offset is the data already on disk when a resumed file was created;
+	// res is nil for a file that is not resumable.
+	offset int64
+	res    *resumable
 
 	mu   sync.Mutex
 	done bool
@@ -138,6 +148,7 @@ func (in *IncomingFile) write(p []byte) (int, error) {
 	n, err := in.f.Write(p)
 	in.h.Write(p[:n])
 	in.n += int64(n)
+	in.checkpoint(false)
 	if err != nil {
 		return n, fmt.Errorf("filetransfer: write %s: %w", in.tmp, err)
 	}
@@ -196,6 +207,7 @@ func (in *IncomingFile) Commit() (string, error) {
 		return "", fmt.Errorf("filetransfer: commit %s: %w", in.name, err)
 	}
 	in.done = true
+	in.release(true)
 	syncDir(in.store.Dir)
 	return path, nil
 }
@@ -210,6 +222,14 @@ func (in *IncomingFile) Abort() (string, error) {
 		return "", nil
 	}
 	in.done = true
+	if r := in.res; r != nil && r.keep && in.f != nil && in.n > 0 {
+		// Kept for resume: the sidecar records what is durably on disk.
+		in.checkpoint(true)
+		in.f.Close()
+		in.release(false)
+		return "", nil
+	}
+	in.release(true)
 	if in.f != nil {
 		in.f.Close()
 	}

@@ -37,9 +37,13 @@ type Result struct {
 	// is the ".failed" file of a failed transfer).
 	Path string `json:"path,omitempty"`
 	// Size is the announced size (-1 if unknown), Bytes the bytes that
-	// went over the stream.
+	// went over the stream (Size-Offset for a complete resumed transfer).
 	Size  int64 `json:"size"`
 	Bytes int64 `json:"bytes"`
+	// Offset is where the data on the stream started in the file: the
+	// bytes a resumed transfer did not resend (XEP-0234 §6.4), 0 for a
+	// whole file.
+	Offset int64 `json:"offset,omitempty"`
 	// Transport is the namespace of the transport that carried the data.
 	Transport string `json:"transport,omitempty"`
 	// Tried lists the transports tried before Transport, and why each
