@@ -130,4 +130,3 @@ func benchMessages(b *testing.B, alice, bob *client.Client) {
 		}
 	}
 }
-
