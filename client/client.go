@@ -170,20 +170,28 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	} else {
 		features = append([]xmpp.StreamFeature{xmpp.StartTLS(tlsCfg)}, features...)
 	}
-	// Bound the handshake by ctx.
+	// Bound the handshake by ctx, through conn deadlines only. mellium
+	// gets a ctx that never ends: on a ctx's end it sets a past deadline
+	// and at once resets it to none (session.go setDeadline), which can
+	// undo ours, or reset before the blocked read saw the past deadline,
+	// and the handshake then hangs on a silent server.
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	sess, err := xmpp.NewSession(ctx, origin.Domain(), origin, conn, state, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+	sess, err := xmpp.NewSession(context.WithoutCancel(ctx), origin.Domain(), origin, conn, state, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: features}
 	}))
-	stop()
+	if !stop() && err == nil {
+		// ctx ended just now; the past deadline is being set and
+		// would break the session later.
+		err = ctx.Err()
+	}
 	if err != nil {
 		conn.Close()
 		// The conn deadline (ctx's deadline) may fire before ctx's
 		// AfterFunc runs: the error is then an i/o timeout, not ctx's.
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = errors.Join(ctx.Err(), err)
 		}
 		return nil, classify(fmt.Errorf("client: log in as %s: %w", cfg.JID.Bare(), err))

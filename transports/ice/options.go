@@ -24,6 +24,7 @@ type config struct {
 	connectTimeout time.Duration
 	gatherWait     time.Duration
 	udp4Only       bool
+	onConnect      func(local, remote *Addr)
 }
 
 // recvMessageSize is the largest message we accept; we announce it as
@@ -119,6 +120,14 @@ func WithGatherWait(d time.Duration) Option {
 			c.gatherWait = d
 		}
 	}
+}
+
+// WithOnConnect calls f once per transport whose data channel opened, with
+// the selected candidate pair (RFC 8445 §8.1.1): diagnostics ("did this
+// transfer go through the TURN relay?") and tests. f runs on a Pion
+// goroutine and must not block.
+func WithOnConnect(f func(local, remote *Addr)) Option {
+	return func(c *config) { c.onConnect = f }
 }
 
 func newConfig(opts []Option) config {

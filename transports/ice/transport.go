@@ -150,8 +150,8 @@ func (t *Transport) watch(dc *webrtc.DataChannel) {
 			return
 		}
 		t.mu.Lock()
-		defer t.mu.Unlock()
 		if t.conn != nil || t.closed || t.err != nil {
+			t.mu.Unlock()
 			// One stream per content: a second channel is closed.
 			raw.Close()
 			return
@@ -166,6 +166,12 @@ func (t *Transport) watch(dc *webrtc.DataChannel) {
 			t.timer.Stop()
 		}
 		close(t.ready)
+		t.mu.Unlock()
+		if f := t.f.cfg.onConnect; f != nil {
+			la, _ := local.(*Addr)
+			ra, _ := remote.(*Addr)
+			f(la, ra)
+		}
 	})
 }
 

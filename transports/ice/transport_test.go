@@ -162,12 +162,19 @@ type peer struct {
 
 func newPeer(t *testing.T, n *xjtest.Network, j string, opts ...ice.Option) *peer {
 	t.Helper()
+	return newPeerWith(t, n, j, loopbackOpts(opts...))
+}
+
+// newPeerWith is newPeer with exactly opts (vnet tests, which need no
+// loopback confinement).
+func newPeerWith(t *testing.T, n *xjtest.Network, j string, opts []ice.Option) *peer {
+	t.Helper()
 	sig := n.Add(j)
-	dcf, err := ice.NewFactory(loopbackOpts(opts...)...)
+	dcf, err := ice.NewFactory(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	iuf, err := ice.NewICEUDPFactory(loopbackOpts(opts...)...)
+	iuf, err := ice.NewICEUDPFactory(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,6 +260,35 @@ func TestTransfer16MiB(t *testing.T) {
 }
 
 func TestTransferSCTPMapForm(t *testing.T) { transfer(t, ice.NSICEUDP, 1<<20) }
+
+// TestOnConnect: WithOnConnect reports the selected pair once per side,
+// matching the conn's addresses (host candidates on loopback here).
+func TestOnConnect(t *testing.T) {
+	var mu sync.Mutex
+	var got []ice.Addr
+	hook := ice.WithOnConnect(func(local, remote *ice.Addr) {
+		mu.Lock()
+		defer mu.Unlock()
+		if local != nil && remote != nil {
+			got = append(got, *local, *remote)
+		}
+	})
+	transfer(t, ice.NSDataChannel, 64<<10, hook)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 4 {
+		t.Fatalf("hook saw %+v, want one pair per side", got)
+	}
+	for _, a := range got {
+		if a.Type != "host" || !a.IP.IsLoopback() || a.Port == 0 {
+			t.Errorf("pair address %s, want a loopback host candidate", a.String())
+		}
+	}
+	// Each side's local address is the other's remote one.
+	if got[0].String() != got[3].String() || got[1].String() != got[2].String() {
+		t.Errorf("pairs do not mirror: %v", got)
+	}
+}
 
 // TestTransferTrickle: no gather wait, so offer and answer carry no
 // candidates and every candidate travels in transport-info (XEP-0176 §5.5),
