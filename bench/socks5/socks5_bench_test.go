@@ -1,0 +1,400 @@
+// Package socks5bench measures SOCKS5 bytestream (XEP-0065/XEP-0260) file
+// transfer throughput on loopback against baselines measured in the same
+// run:
+//
+//   - direct: a file sent with the real file-transfer path (two engines,
+//     filetransfer.App.Send, SHA-256 in-line on both sides, the receiver's
+//     safe Store) over a direct SOCKS5 candidate on 127.0.0.1, against a raw
+//     TCP copy of the same bytes over loopback with SHA-256 on both sides
+//     (file → hash+socket, socket → hash+file);
+//   - proxy: the same transfer through Prosody's mod_proxy65 (no direct
+//     candidates), against a plain SOCKS5 copy through the same proxy made
+//     with our minimal client (socks5.Dialer + socks5.Activate), with the same
+//     hashing and file writes.
+//
+// It is a measurement, not a test of correctness beyond the hashes matching.
+// Sender and receiver run in one process, so the peak RSS reported (VmHWM,
+// reset through /proc/self/clear_refs before each case) covers both sides
+// plus the harness; peak Go heap is sampled from runtime/metrics.
+//
+// Run (needs the Debian prosody package; everything stays on 127.0.0.1):
+//
+//	go test -run '^$' -bench . -benchtime 1x -timeout 30m ./bench/socks5
+//
+// XJINGLE_BENCH_SIZE (bytes, default 1 GiB) changes the file size.
+package socks5bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xjingle/xjingle/client"
+	"github.com/xjingle/xjingle/internal/engine"
+	"github.com/xjingle/xjingle/internal/testbed"
+	"github.com/xjingle/xjingle/jingle/filetransfer"
+	"github.com/xjingle/xjingle/socks5"
+	"mellium.im/xmpp/jid"
+)
+
+// copyBuf is the buffer the baselines copy with (the same order as the
+// file-transfer path's).
+const copyBuf = 256 << 10
+
+func benchSize(b *testing.B) int64 {
+	if s := os.Getenv("XJINGLE_BENCH_SIZE"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 {
+			b.Fatalf("XJINGLE_BENCH_SIZE=%q: want a positive byte count", s)
+		}
+		return n
+	}
+	return 1 << 30
+}
+
+// payload writes a random file of size bytes and returns its path and hex
+// SHA-256.
+func payload(b *testing.B, size int64) (string, string) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "payload.bin")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	if _, err := io.CopyN(w, rand.Reader, size); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return path, hex.EncodeToString(h.Sum(nil))
+}
+
+type pairOpts struct {
+	noDirect bool // proxy case: no direct candidates on either side
+	noProxy  bool // direct case: no proxy candidate
+}
+
+func pair(b *testing.B, bed *testbed.Bed, name string, inbox string, po pairOpts) (alice, bob *engine.Engine) {
+	b.Helper()
+	a := bed.AddUser(b, "alice"+name)
+	o := bed.AddUser(b, "bob"+name)
+	bed.Subscribe(b, a.JID, o.JID)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mk := func(acct testbed.Account, st *filetransfer.Store, opts ...filetransfer.Option) *engine.Engine {
+		e, err := engine.New(ctx, engine.Config{
+			Client:             client.Config{JID: jid.MustParse(acct.JID), Password: acct.Password, Server: bed.C2SAddr, CAFile: bed.CAFile},
+			Store:              st,
+			AppOpts:            opts,
+			Interfaces:         []string{"lo"},
+			NoDirect:           po.noDirect,
+			NoProxy:            po.noProxy,
+			NoExternalServices: true,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { e.Close() })
+		return e
+	}
+	bob = mk(o, &filetransfer.Store{Dir: inbox}, filetransfer.WithAcceptPolicy(filetransfer.AcceptAll))
+	alice = mk(a, nil)
+	return alice, bob
+}
+
+// memPeak samples the Go heap while a case runs and reads VmHWM after it.
+type memPeak struct {
+	stop     chan struct{}
+	done     chan struct{}
+	heapPeak uint64
+}
+
+func startMem() *memPeak {
+	// Writing 5 to clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0).
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	runtime.GC()
+	m := &memPeak{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(s)
+			if v := s[0].Value.Uint64(); v > m.heapPeak {
+				m.heapPeak = v
+			}
+			select {
+			case <-m.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return m
+}
+
+// end stops sampling and returns the peak heap and VmHWM in MiB (VmHWM -1
+// when /proc is not there).
+func (m *memPeak) end() (heapMiB, hwmMiB float64) {
+	close(m.stop)
+	<-m.done
+	hwm := -1.0
+	if data, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+				if err == nil {
+					hwm = kb / 1024
+				}
+			}
+		}
+	}
+	return float64(m.heapPeak) / (1 << 20), hwm
+}
+
+// hashedCopy is the baselines' two ends: src (a file) → hash → w on the
+// sending side, r → hash+file on the receiving side. It returns the two
+// hex digests.
+func hashedCopy(b *testing.B, src string, w io.WriteCloser, r io.Reader, dst string) (sent, got string) {
+	b.Helper()
+	var wg sync.WaitGroup
+	var recvErr error
+	var recvHash hash.Hash = sha256.New()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		out, err := os.Create(dst)
+		if err != nil {
+			recvErr = err
+			return
+		}
+		defer out.Close()
+		_, recvErr = io.CopyBuffer(io.MultiWriter(out, recvHash), r, make([]byte, copyBuf))
+	}()
+	in, err := os.Open(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sendHash := sha256.New()
+	_, err = io.CopyBuffer(w, io.TeeReader(in, sendHash), make([]byte, copyBuf))
+	in.Close()
+	if cw, ok := w.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		w.Close()
+	}
+	wg.Wait()
+	if err != nil || recvErr != nil {
+		b.Fatalf("baseline copy: send %v, receive %v", err, recvErr)
+	}
+	return hex.EncodeToString(sendHash.Sum(nil)), hex.EncodeToString(recvHash.Sum(nil))
+}
+
+type result struct {
+	name    string
+	seconds float64
+	heap    float64
+	hwm     float64
+}
+
+func (r result) mbps(size int64) float64 { return float64(size) / 1e6 / r.seconds }
+
+func report(b *testing.B, size int64, base, real result) {
+	ratio := real.mbps(size) / base.mbps(size)
+	b.ReportMetric(base.mbps(size), "base-MB/s")
+	b.ReportMetric(real.mbps(size), "xfer-MB/s")
+	b.ReportMetric(ratio, "ratio")
+	b.ReportMetric(real.hwm, "xfer-VmHWM-MiB")
+	b.ReportMetric(real.heap, "xfer-heap-MiB")
+	fmt.Printf("%s: %d bytes\n", b.Name(), size)
+	for _, r := range []result{base, real} {
+		fmt.Printf("  %-28s %8.1f MB/s  peak heap %6.1f MiB  VmHWM %6.1f MiB\n", r.name, r.mbps(size), r.heap, r.hwm)
+	}
+	fmt.Printf("  ratio %.3f (target >= 0.9)\n", ratio)
+}
+
+// send runs one file transfer with the real path and checks both hashes.
+func send(b *testing.B, alice, bob *engine.Engine, src, sum, inbox string) result {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	peer, err := alice.ResolvePeer(ctx, bob.Client.LocalJID().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := startMem()
+	start := time.Now()
+	res, err := alice.App.Send(ctx, alice.Manager, peer, src, filetransfer.SendOptions{Transport: socks5.NS, RungTimeout: -1})
+	el := time.Since(start)
+	heap, hwm := m.end()
+	if err != nil || !res.Verified || res.SHA256 != sum {
+		b.Fatalf("send: %v (%+v)", err, res)
+	}
+	if res.Transport != socks5.NS {
+		b.Fatalf("carried by %s, want %s", res.Transport, socks5.NS)
+	}
+	got, err := fileSHA256(filepath.Join(inbox, filepath.Base(src)))
+	if err != nil || got != sum {
+		b.Fatalf("received file: %s, %v; want %s", got, err, sum)
+	}
+	return result{name: "file transfer (engine)", seconds: el.Seconds(), heap: heap, hwm: hwm}
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func clearDir(b *testing.B, dir string) {
+	b.Helper()
+	if err := os.RemoveAll(dir); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkDirect: direct SOCKS5 on loopback vs raw TCP + SHA-256.
+func BenchmarkDirect(b *testing.B) {
+	size := benchSize(b)
+	bed := testbed.Start(b, testbed.WithoutProxy65())
+	src, sum := payload(b, size)
+	inbox := filepath.Join(b.TempDir(), "inbox")
+	clearDir(b, inbox)
+	alice, bob := pair(b, bed, "d", inbox, pairOpts{noProxy: true})
+	scratch := b.TempDir()
+
+	var base, real result
+	b.SetBytes(size)
+	for i := 0; i < b.N; i++ {
+		// Baseline: raw TCP over loopback.
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		acc := make(chan net.Conn, 1)
+		go func() {
+			c, err := l.Accept()
+			if err != nil {
+				close(acc)
+				return
+			}
+			acc <- c
+		}()
+		m := startMem()
+		start := time.Now()
+		cw, err := net.Dial("tcp4", l.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		cr, ok := <-acc
+		l.Close()
+		if !ok {
+			b.Fatal("accept failed")
+		}
+		s1, s2 := hashedCopy(b, src, cw, cr, filepath.Join(scratch, "raw.bin"))
+		el := time.Since(start)
+		cw.Close()
+		cr.Close()
+		heap, hwm := m.end()
+		if s1 != sum || s2 != sum {
+			b.Fatalf("baseline hashes %s %s, want %s", s1, s2, sum)
+		}
+		os.Remove(filepath.Join(scratch, "raw.bin"))
+		base = result{name: "raw TCP + sha256", seconds: el.Seconds(), heap: heap, hwm: hwm}
+
+		real = send(b, alice, bob, src, sum, inbox)
+		clearDir(b, inbox)
+	}
+	report(b, size, base, real)
+}
+
+// BenchmarkProxy65: SOCKS5 through Prosody's mod_proxy65 vs a plain SOCKS5
+// copy through the same proxy.
+func BenchmarkProxy65(b *testing.B) {
+	size := benchSize(b)
+	bed := testbed.Start(b)
+	src, sum := payload(b, size)
+	inbox := filepath.Join(b.TempDir(), "inbox")
+	clearDir(b, inbox)
+	alice, bob := pair(b, bed, "p", inbox, pairOpts{noDirect: true})
+	if alice.Proxy == nil {
+		b.Fatal("engine found no SOCKS5 proxy")
+	}
+	scratch := b.TempDir()
+
+	var base, real result
+	b.SetBytes(size)
+	for i := 0; i < b.N; i++ {
+		if os.Getenv("XJ_REALFIRST") != "" {
+			real = send(b, alice, bob, src, sum, inbox)
+			clearDir(b, inbox)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		sid := fmt.Sprintf("bench%d", i)
+		a, t := alice.Client.LocalJID(), bob.Client.LocalJID()
+		dst := socks5.DstAddr(sid, a, t)
+		var d socks5.Dialer
+		m := startMem()
+		start := time.Now()
+		// XEP-0065 §6.3: the target connects, then the requester, which
+		// activates the stream.
+		cr, err := d.Dial(ctx, alice.Proxy.Addr(), dst)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cw, err := d.Dial(ctx, alice.Proxy.Addr(), dst)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := socks5.Activate(ctx, alice.Client, alice.Proxy.JID, sid, t); err != nil {
+			b.Fatal(err)
+		}
+		s1, s2 := hashedCopy(b, src, cw, cr, filepath.Join(scratch, "raw.bin"))
+		el := time.Since(start)
+		cw.Close()
+		cr.Close()
+		heap, hwm := m.end()
+		cancel()
+		if s1 != sum || s2 != sum {
+			b.Fatalf("baseline hashes %s %s, want %s", s1, s2, sum)
+		}
+		os.Remove(filepath.Join(scratch, "raw.bin"))
+		base = result{name: "plain SOCKS5 via proxy65", seconds: el.Seconds(), heap: heap, hwm: hwm}
+
+		real = send(b, alice, bob, src, sum, inbox)
+		clearDir(b, inbox)
+	}
+	report(b, size, base, real)
+}
