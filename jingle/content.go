@@ -220,6 +220,11 @@ func (l link) Role() Role           { return l.c.s.role }
 func (l link) Signaller() Signaller { return l.c.s.m.sig }
 func (l link) Logger() *slog.Logger { return l.c.s.log.With("content", l.c.Name) }
 
+// Senders is the content's current 'senders' (XEP-0166 §7.3). It is not
+// part of TransportLink: a transport that carries one direction only (the
+// inline transport) may look for it with a type assertion.
+func (l link) Senders() string { return l.c.SendersNow() }
+
 // SendTransportInfo implements TransportLink (XEP-0166 §7.2.13). It may be
 // called from any goroutine; it must not be called synchronously from
 // Transport.Info or Transport.Accept (the session's owner goroutine would

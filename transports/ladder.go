@@ -42,6 +42,9 @@ var (
 	ErrNoCommonTransport = errors.New("transports: the peer supports none of our transports")
 	// ErrEmpty: a ladder without rungs.
 	ErrEmpty = errors.New("transports: no transport")
+	// ErrTooLarge: the stream is larger than what every rung may carry
+	// (WithSizeLimit), e.g. a big file with only the inline transport.
+	ErrTooLarge = errors.New("transports: too large for every transport")
 )
 
 // Attempt is one rung tried that failed, and why.
@@ -62,6 +65,8 @@ type Ladder struct {
 	rungs       []string
 	rungTimeout time.Duration
 	log         *slog.Logger
+	limits      map[string]int64 // WithSizeLimit
+	size        int64            // ForSize; -1: unknown
 
 	mu    sync.Mutex
 	tried []Attempt
@@ -73,6 +78,17 @@ type Option func(*Ladder)
 // WithRungTimeout bounds each rung's wait for a stream (default
 // DefaultRungTimeout; zero or negative: no bound but the caller's context).
 func WithRungTimeout(d time.Duration) Option { return func(l *Ladder) { l.rungTimeout = d } }
+
+// WithSizeLimit says that rung ns carries streams of at most max bytes
+// (the inline transport: one stanza). ForSize drops it for larger streams.
+func WithSizeLimit(ns string, max int64) Option {
+	return func(l *Ladder) {
+		if l.limits == nil {
+			l.limits = map[string]int64{}
+		}
+		l.limits[ns] = max
+	}
+}
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(log *slog.Logger) Option {
@@ -86,7 +102,7 @@ func WithLogger(log *slog.Logger) Option {
 // NewLadder returns a ladder over rungs (transport namespaces, most preferred
 // first); empty and repeated names are dropped.
 func NewLadder(rungs []string, opts ...Option) *Ladder {
-	l := &Ladder{rungTimeout: DefaultRungTimeout, log: slog.New(slog.DiscardHandler)}
+	l := &Ladder{rungTimeout: DefaultRungTimeout, log: slog.New(slog.DiscardHandler), size: -1}
 	for _, r := range rungs {
 		if r != "" && !slices.Contains(l.rungs, r) {
 			l.rungs = append(l.rungs, r)
@@ -140,7 +156,7 @@ func Filter(rungs, features []string) []string {
 // supports none, it returns ErrNoCommonTransport. The new ladder shares the
 // options, not the record.
 func (l *Ladder) ForPeer(ctx context.Context, q jingle.FeatureQuerier, peer jid.JID) (*Ladder, error) {
-	nl := &Ladder{rungs: slices.Clone(l.rungs), rungTimeout: l.rungTimeout, log: l.log}
+	nl := l.clone()
 	if len(l.rungs) == 0 {
 		return nl, ErrEmpty
 	}
@@ -159,6 +175,57 @@ func (l *Ladder) ForPeer(ctx context.Context, q jingle.FeatureQuerier, peer jid.
 		l.log.Debug("transports: peer lacks some transports", "peer", peer.String(), "usable", nl.rungs)
 	}
 	return nl, nil
+}
+
+// clone copies the ladder without its record.
+func (l *Ladder) clone() *Ladder {
+	return &Ladder{rungs: slices.Clone(l.rungs), rungTimeout: l.rungTimeout, log: l.log, limits: l.limits, size: l.size}
+}
+
+// ForSize returns the ladder for a stream of size bytes (negative: unknown):
+// the rungs whose size limit (WithSizeLimit) is below size, or every limited
+// rung when the size is unknown, are dropped; that is a policy, not a
+// failure, so nothing is recorded in Tried. If no rung is left the error
+// wraps ErrTooLarge. The new ladder passes the size to the transports'
+// Conn (StreamSize) so that a transport whose negotiated limit turns out
+// smaller fails, and the ladder moves on.
+func (l *Ladder) ForSize(size int64) (*Ladder, error) {
+	nl := l.clone()
+	nl.size = size
+	nl.rungs = nil
+	var dropped []string
+	for _, r := range l.rungs {
+		if max, ok := l.limits[r]; ok && (size < 0 || size > max) {
+			dropped = append(dropped, fmt.Sprintf("%s carries at most %d bytes", r, max))
+			continue
+		}
+		nl.rungs = append(nl.rungs, r)
+	}
+	if len(nl.rungs) == 0 && len(l.rungs) > 0 {
+		what := "a stream of unknown size"
+		if size >= 0 {
+			what = fmt.Sprintf("%d bytes", size)
+		}
+		return nl, fmt.Errorf("%w: %s (%s)", ErrTooLarge, what, strings.Join(dropped, "; "))
+	}
+	return nl, nil
+}
+
+type streamSizeKey struct{}
+
+// WithStreamSize returns a context that tells a transport's Conn how many
+// bytes the stream will carry (the ladder sets it from ForSize).
+func WithStreamSize(ctx context.Context, n int64) context.Context {
+	return context.WithValue(ctx, streamSizeKey{}, n)
+}
+
+// StreamSize is the size set with WithStreamSize, if any. A transport with a
+// negotiated size limit (the inline transport) fails its Conn with
+// jingle.ErrTransportFailed when the stream would not fit, so that the
+// ladder tries the next rung before any byte is written.
+func StreamSize(ctx context.Context) (int64, bool) {
+	n, ok := ctx.Value(streamSizeKey{}).(int64)
+	return n, ok
 }
 
 // Connect returns the stream of content contentName of s, walking down the
@@ -224,6 +291,9 @@ var errRungTimeout = errors.New("no stream in time")
 
 // try waits for the content's stream, bounded by the rung timeout.
 func (l *Ladder) try(ctx context.Context, c *jingle.Content, ns string) (net.Conn, error) {
+	if l.size >= 0 {
+		ctx = WithStreamSize(ctx, l.size)
+	}
 	if l.rungTimeout <= 0 {
 		return c.Conn(ctx)
 	}

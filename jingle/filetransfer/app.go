@@ -189,6 +189,12 @@ type SendOptions struct {
 	// Features, if set, narrows the ladder to the transports the peer
 	// advertises (disco#info); the client.Client implements it.
 	Features jingle.FeatureQuerier
+	// SizeLimits maps transports that carry small files only (the inline
+	// transport) to the largest file they may carry: a larger file skips
+	// them, without counting as a failure (transports.Ladder.ForSize). If
+	// no transport is left, Send fails before anything is sent, with an
+	// error wrapping transports.ErrTooLarge.
+	SizeLimits map[string]int64
 	// Name overrides the file name offered (default: the base of path).
 	Name string
 	// MediaType overrides the media type (default: from the extension, or
@@ -207,10 +213,14 @@ type RequestOptions struct {
 	Transports  []string
 	RungTimeout time.Duration
 	Features    jingle.FeatureQuerier
+	// SizeLimits: as in SendOptions, for the requested file's size (a
+	// request without a size skips every limited transport).
+	SizeLimits map[string]int64
 }
 
 // ladder builds the transport ladder of one transfer.
-func (a *App) ladder(ctx context.Context, peer jid.JID, one string, rungs []string, timeout time.Duration, q jingle.FeatureQuerier) (*transports.Ladder, error) {
+// size is the stream's size (negative: unknown), limits the SizeLimits.
+func (a *App) ladder(ctx context.Context, peer jid.JID, one string, rungs []string, timeout time.Duration, q jingle.FeatureQuerier, size int64, limits map[string]int64) (*transports.Ladder, error) {
 	if len(rungs) == 0 {
 		rungs = []string{one}
 	}
@@ -218,9 +228,16 @@ func (a *App) ladder(ctx context.Context, peer jid.JID, one string, rungs []stri
 	if timeout != 0 {
 		opts = append(opts, transports.WithRungTimeout(timeout))
 	}
+	for ns, max := range limits {
+		opts = append(opts, transports.WithSizeLimit(ns, max))
+	}
 	l := transports.NewLadder(rungs, opts...)
 	if l.First() == "" {
 		return nil, transports.ErrEmpty
+	}
+	l, err := l.ForSize(size)
+	if err != nil {
+		return nil, err
 	}
 	nl, err := l.ForPeer(ctx, q, peer)
 	switch {
@@ -286,7 +303,7 @@ func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path st
 		file.MediaType = mediaType(file.Name)
 	}
 	res.Name, res.Size = file.Name, file.Size
-	lad, err := a.ladder(ctx, peer, opt.Transport, opt.Transports, opt.RungTimeout, opt.Features)
+	lad, err := a.ladder(ctx, peer, opt.Transport, opt.Transports, opt.RungTimeout, opt.Features, file.Size, opt.SizeLimits)
 	if err != nil {
 		res.Err = fmt.Errorf("filetransfer: send %s to %s: %w", file.Name, peer, err)
 		return res, res.Err
@@ -354,7 +371,7 @@ func (a *App) Request(ctx context.Context, m *jingle.Manager, peer jid.JID, want
 	if want.HasSize {
 		res.Size = want.Size
 	}
-	lad, err := a.ladder(ctx, peer, opt.Transport, opt.Transports, opt.RungTimeout, opt.Features)
+	lad, err := a.ladder(ctx, peer, opt.Transport, opt.Transports, opt.RungTimeout, opt.Features, res.Size, opt.SizeLimits)
 	if err != nil {
 		res.Err = fmt.Errorf("filetransfer: request %q from %s: %w", want.Name, peer, err)
 		return res, res.Err
