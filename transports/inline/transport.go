@@ -216,7 +216,7 @@ func (t *transport) Conn(ctx context.Context) (net.Conn, error) {
 				return nil, fmt.Errorf("inline: conn: %w", err)
 			}
 		case <-t.closed:
-			return nil, fmt.Errorf("inline: conn: %w", net.ErrClosed)
+			return nil, fmt.Errorf("inline: conn: %w", ErrTransportClosed)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("inline: waiting for the data: %w", ctx.Err())
 		}
