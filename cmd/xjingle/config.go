@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/xjingle/xjingle/internal/engine"
 	"golang.org/x/term"
 )
 
@@ -24,6 +26,8 @@ type fileConfig struct {
 	Insecure  bool   `toml:"insecure_skip_verify"`
 	// Interfaces restrict SOCKS5 direct candidates (--interface).
 	Interfaces []string `toml:"interfaces"`
+	// InlineMax is --inline-max (nil: not set).
+	InlineMax *int64 `toml:"inline_max"`
 
 	Send struct {
 		Transports  []string `toml:"transports"`
@@ -139,6 +143,31 @@ func (g *globals) interfaceNames(fc *fileConfig) []string {
 		}
 	}
 	return out
+}
+
+// inlineLimit resolves --inline-max: the flag, else XJINGLE_INLINE_MAX,
+// else the config file's inline_max, else the default. It returns the
+// engine's InlineMax: 0 (inline disabled) becomes -1.
+func (g *globals) inlineLimit(fc *fileConfig) (int64, error) {
+	n, src := g.inlineMax, "--inline-max"
+	switch {
+	case g.inlineFlag != nil && g.inlineFlag.Changed:
+	case os.Getenv("XJINGLE_INLINE_MAX") != "":
+		v, err := strconv.ParseInt(strings.TrimSpace(os.Getenv("XJINGLE_INLINE_MAX")), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bad XJINGLE_INLINE_MAX: %w", err)
+		}
+		n, src = v, "XJINGLE_INLINE_MAX"
+	case fc.InlineMax != nil:
+		n, src = *fc.InlineMax, "inline_max"
+	}
+	if n < 0 || n > engine.MaxInline {
+		return 0, fmt.Errorf("bad %s %d: want 0 (disabled) to %d bytes", src, n, engine.MaxInline)
+	}
+	if n == 0 {
+		return -1, nil
+	}
+	return n, nil
 }
 
 // promptPassword asks on the controlling terminal.

@@ -24,6 +24,8 @@ type engineConfig struct {
 	// interfaces restrict SOCKS5 direct candidates (--interface).
 	interfaces []string
 	noDirect   bool
+	// inlineMax is engine.Config.InlineMax (inlineLimit).
+	inlineMax int64
 }
 
 // startEngine connects acct and sets up Jingle file transfer on it.
@@ -46,6 +48,7 @@ func startEngine(ctx context.Context, acct account, log *slog.Logger, ec engineC
 		IBBBlockSize: ec.ibbBlock,
 		Interfaces:   ec.interfaces,
 		NoDirect:     ec.noDirect,
+		InlineMax:    ec.inlineMax,
 		Logger:       log,
 	})
 }

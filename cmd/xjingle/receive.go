@@ -107,10 +107,15 @@ off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 				}()
 			}
 			store := &filetransfer.Store{Dir: dir, KeepPartial: keepPartial, Resume: !noResume}
+			inlineMax, err := g.inlineLimit(fc)
+			if err != nil {
+				return err
+			}
 			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
 				ibbBlock:   g.ibbBlock,
 				interfaces: g.interfaceNames(fc),
 				noDirect:   g.noDirect,
+				inlineMax:  inlineMax,
 				store:      store,
 				appOpts: []filetransfer.Option{
 					filetransfer.WithAcceptPolicy(policy),

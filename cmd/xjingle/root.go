@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/xjingle/xjingle/transports/inline"
 )
 
 // version is set with -ldflags "-X main.version=..." by release builds.
@@ -28,6 +30,8 @@ type globals struct {
 	ibbBlock   int
 	interfaces []string
 	noDirect   bool
+	inlineMax  int64
+	inlineFlag *pflag.Flag
 
 	stdout io.Writer
 	stderr io.Writer
@@ -61,6 +65,8 @@ the config file, or type it when asked.`,
 	pf.StringVar(&g.timeout, "timeout", "", "give up after this long (e.g. 10m); default: no limit for transfers")
 	pf.IntVar(&g.ibbBlock, "ibb-block-size", 0, "IBB block size to offer, 1-65535 (default 32767; peers may lower it)")
 	pf.BoolVar(&g.noDirect, "no-direct", false, "offer no direct SOCKS5 candidate (keeps your addresses private; the server's proxy or IBB carries the data)")
+	pf.Int64Var(&g.inlineMax, "inline-max", inline.DefaultMaxSize, "largest file sent or accepted in one stanza (the inline transport), at most 65536; 0 disables inline (env XJINGLE_INLINE_MAX; config inline_max)")
+	g.inlineFlag = pf.Lookup("inline-max")
 	pf.StringSliceVar(&g.interfaces, "interface", nil, "offer direct SOCKS5 candidates only on this network interface (repeatable; \"lo\" allows loopback; env XJINGLE_INTERFACES; default: every non-loopback interface)")
 
 	root.AddCommand(

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,7 +22,8 @@ func newSendCmd(g *globals) *cobra.Command {
 		Use:   "send --to JID FILE...",
 		Short: "Send files to an XMPP address over Jingle",
 		Long: `Send offers each FILE to the peer and sends it over the first transport in
---transports that the peer supports; when that transport fails (or does not
+--transports that the peer supports (inline, first by default, only for
+files up to --inline-max bytes); when that transport fails (or does not
 connect within 30 s), it moves the transfer to the next one without restarting
 the file (SOCKS5 tries direct connections, then the server's proxy, before IBB).
 --json reports the transport used and every transport tried. A bare JID (user@example.org) is resolved to the peer's online
@@ -44,6 +46,10 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 			if err != nil {
 				return err
 			}
+			inlineMax, err := g.inlineLimit(fc)
+			if err != nil {
+				return err
+			}
 			acct, err := g.account(fc)
 			if err != nil {
 				return err
@@ -59,12 +65,16 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 				ibbBlock:   g.ibbBlock,
 				interfaces: g.interfaceNames(fc),
 				noDirect:   g.noDirect,
+				inlineMax:  inlineMax,
 				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
 			})
 			if err != nil {
 				return err
 			}
 			defer e.Close()
+			if err := e.CheckTransports(order); err != nil {
+				return err
+			}
 			peer, err := e.ResolvePeer(ctx, to)
 			if err != nil {
 				return err
@@ -86,7 +96,7 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&to, "to", "", "the receiver's XMPP address (bare or full JID)")
-	f.StringSliceVar(&transports, "transports", engine.DefaultTransports, "transports to try, in order (socks5, ibb)")
+	f.StringSliceVar(&transports, "transports", engine.DefaultTransports, fmt.Sprintf("transports to try, in order (%s)", strings.Join(engine.RungNames(), ", ")))
 	return cmd
 }
 

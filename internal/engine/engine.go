@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,19 +26,29 @@ import (
 	"github.com/xjingle/xjingle/jingle/filetransfer"
 	"github.com/xjingle/xjingle/socks5"
 	"github.com/xjingle/xjingle/transports/ice"
+	"github.com/xjingle/xjingle/transports/inline"
 	"mellium.im/xmpp/jid"
 )
 
 // Rungs maps the names users give to --transports to transport namespaces.
 var Rungs = map[string]string{
+	"inline": inline.NS,
 	"ibb":    ibb.NSJingle,
 	"socks5": socks5.NS,
 	"ice":    ice.NSDataChannel,
 }
 
-// DefaultTransports is the default ladder: SOCKS5 bytestreams (direct, then
-// through the server's proxy), then IBB through the server (XEP-0260 §2.7).
-var DefaultTransports = []string{"socks5", "ibb"}
+// DefaultTransports is the default ladder: a tiny file in one stanza
+// (inline, only when it fits the limit and the peer has it), else SOCKS5
+// bytestreams (direct, then through the server's proxy), then IBB through
+// the server (XEP-0260 §2.7).
+var DefaultTransports = []string{"inline", "socks5", "ibb"}
+
+// MaxInline caps Config.InlineMax: servers limit stanza sizes.
+const MaxInline = inline.MaxStanzaSize
+
+// ErrInlineDisabled: --transports names only inline, which is disabled.
+var ErrInlineDisabled = errors.New("the inline transport is disabled (inline_max 0)")
 
 // ProxyLookupTimeout bounds New's search for the server's XEP-0065 proxy.
 const ProxyLookupTimeout = 5 * time.Second
@@ -113,7 +124,11 @@ type Config struct {
 	NoExternalServices bool
 	// ICEOptions are appended to the ICE factories' options.
 	ICEOptions []ice.Option
-	Logger     *slog.Logger
+	// InlineMax is the largest file sent or accepted in one stanza (the
+	// inline transport): 0 means inline.DefaultMaxSize, negative disables
+	// inline (not registered, not advertised); at most MaxInline.
+	InlineMax int64
+	Logger    *slog.Logger
 }
 
 // Engine is one XMPP connection with Jingle file transfer on it.
@@ -126,6 +141,8 @@ type Engine struct {
 	// Proxy is the server's SOCKS5 proxy the SOCKS5 transport offers, if
 	// one was found.
 	Proxy *socks5.StreamHost
+	// Inline is the inline transport, nil when disabled.
+	Inline *inline.Factory
 }
 
 // New connects and registers the file-transfer application and the
@@ -136,11 +153,24 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Client.Logger = log
+	if cfg.InlineMax > MaxInline {
+		return nil, fmt.Errorf("inline max %d bytes: more than %d", cfg.InlineMax, MaxInline)
+	}
 	cl, err := client.Dial(ctx, cfg.Client)
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{Client: cl}
+	if cfg.InlineMax >= 0 {
+		var opts []inline.Option
+		if cfg.InlineMax > 0 {
+			opts = append(opts, inline.WithMaxSize(cfg.InlineMax))
+		}
+		if e.Inline, err = inline.NewFactory(opts...); err != nil {
+			cl.Close()
+			return nil, err
+		}
+	}
 	ibbOpts := []ibb.Option{ibb.WithLogger(log)}
 	if cfg.IBBBlockSize > 0 {
 		ibbOpts = append(ibbOpts, ibb.WithBlockSize(cfg.IBBBlockSize))
@@ -195,14 +225,19 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("ice: %w", err)
 	}
 	e.App = filetransfer.New(cfg.Store, append([]filetransfer.Option{filetransfer.WithLogger(log)}, cfg.AppOpts...)...)
-	e.Manager, err = jingle.NewManager(cl,
+	mopts := []jingle.Option{
 		jingle.WithLogger(log),
 		jingle.WithApplication(e.App),
 		jingle.WithTransport(e.IBB.JingleTransport()),
 		jingle.WithTransport(e.SOCKS5),
 		jingle.WithTransport(dc),
 		jingle.WithTransport(iceUDP),
-	)
+	}
+	if e.Inline != nil {
+		// Registered, so advertised in disco#info (NewManager).
+		mopts = append(mopts, jingle.WithTransport(e.Inline))
+	}
+	e.Manager, err = jingle.NewManager(cl, mopts...)
 	if err != nil {
 		e.IBB.Close()
 		cl.Close()
@@ -263,9 +298,28 @@ func findProxy(ctx context.Context, cl *client.Client, log *slog.Logger) (socks5
 }
 
 // SendOptions are the file-transfer options for a ladder of transport
-// namespaces (from ParseTransports), narrowed to what the peer advertises.
+// namespaces (from ParseTransports), narrowed to what the peer advertises
+// and, for inline, to files up to our limit (a larger file skips it; one
+// with only inline fails before anything is sent). With inline disabled it
+// is dropped from the ladder; if nothing is left, the ladder is empty and
+// Send fails (see CheckTransports).
 func (e *Engine) SendOptions(order []string) filetransfer.SendOptions {
-	return filetransfer.SendOptions{Transports: order, Features: e.Client}
+	o := filetransfer.SendOptions{Transports: order, Features: e.Client}
+	if e.Inline == nil {
+		o.Transports = slices.DeleteFunc(slices.Clone(order), func(ns string) bool { return ns == inline.NS })
+	} else {
+		o.SizeLimits = map[string]int64{inline.NS: e.Inline.MaxSize()}
+	}
+	return o
+}
+
+// CheckTransports fails when the ladder (namespaces) has nothing usable:
+// only inline while it is disabled.
+func (e *Engine) CheckTransports(order []string) error {
+	if len(e.SendOptions(order).Transports) == 0 {
+		return ErrInlineDisabled
+	}
+	return nil
 }
 
 // Close ends every session, then the connection.
