@@ -363,3 +363,32 @@ func TestForPeer(t *testing.T) {
 		t.Fatalf("ForPeer, unknown peer: %v %v", nl.Rungs(), err)
 	}
 }
+
+func TestForSize(t *testing.T) {
+	l := transports.NewLadder([]string{"urn:small", "urn:big"}, transports.WithSizeLimit("urn:small", 100))
+	for _, tc := range []struct {
+		size int64
+		want []string
+	}{
+		{0, []string{"urn:small", "urn:big"}},
+		{100, []string{"urn:small", "urn:big"}},
+		{101, []string{"urn:big"}},
+		{-1, []string{"urn:big"}}, // unknown size: limited rungs are skipped
+	} {
+		nl, err := l.ForSize(tc.size)
+		if err != nil || !equal(nl.Rungs(), tc.want) || len(nl.Tried()) != 0 {
+			t.Errorf("ForSize(%d): %v %v, want %v", tc.size, nl.Rungs(), err, tc.want)
+		}
+	}
+	only := transports.NewLadder([]string{"urn:small"}, transports.WithSizeLimit("urn:small", 100))
+	if _, err := only.ForSize(101); !errors.Is(err, transports.ErrTooLarge) {
+		t.Fatalf("ForSize over the only rung's limit: %v", err)
+	}
+	ctx := transports.WithStreamSize(context.Background(), 42)
+	if n, ok := transports.StreamSize(ctx); !ok || n != 42 {
+		t.Fatalf("StreamSize: %d %v", n, ok)
+	}
+	if _, ok := transports.StreamSize(context.Background()); ok {
+		t.Fatal("StreamSize without a size")
+	}
+}
