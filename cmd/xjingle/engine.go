@@ -24,6 +24,8 @@ type engineConfig struct {
 	// interfaces restrict SOCKS5 direct candidates (--interface).
 	interfaces []string
 	noDirect   bool
+	// proxy is the user's SOCKS5 proxy (--proxy); nil: direct.
+	proxy *client.ProxyDialer
 }
 
 // startEngine connects acct and sets up Jingle file transfer on it.
@@ -46,6 +48,7 @@ func startEngine(ctx context.Context, acct account, log *slog.Logger, ec engineC
 		IBBBlockSize: ec.ibbBlock,
 		Interfaces:   ec.interfaces,
 		NoDirect:     ec.noDirect,
+		Proxy:        ec.proxy,
 		Logger:       log,
 	})
 }

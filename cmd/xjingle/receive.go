@@ -70,6 +70,10 @@ off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 			if err != nil {
 				return err
 			}
+			px, err := g.proxyDialer(fc)
+			if err != nil {
+				return err
+			}
 			acct, err := g.account(fc)
 			if err != nil {
 				return err
@@ -111,6 +115,7 @@ off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 				ibbBlock:   g.ibbBlock,
 				interfaces: g.interfaceNames(fc),
 				noDirect:   g.noDirect,
+				proxy:      px,
 				store:      store,
 				appOpts: []filetransfer.Option{
 					filetransfer.WithAcceptPolicy(policy),

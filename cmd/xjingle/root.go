@@ -28,6 +28,7 @@ type globals struct {
 	ibbBlock   int
 	interfaces []string
 	noDirect   bool
+	proxy      string
 
 	stdout io.Writer
 	stderr io.Writer
@@ -42,7 +43,7 @@ func newRootCmd() *cobra.Command {
 		Long: `xjingle moves files (and, later, voice) between XMPP accounts with Jingle.
 
 Account settings come from flags, the environment (XJINGLE_JID, XJINGLE_PASSWORD,
-XJINGLE_SERVER, XJINGLE_CA) or the config file ($XDG_CONFIG_HOME/xjingle/config.toml).
+XJINGLE_SERVER, XJINGLE_CA, XJINGLE_PROXY) or the config file ($XDG_CONFIG_HOME/xjingle/config.toml).
 The password is never taken from the command line: set XJINGLE_PASSWORD, put it in
 the config file, or type it when asked.`,
 		SilenceUsage:  true,
@@ -61,6 +62,7 @@ the config file, or type it when asked.`,
 	pf.StringVar(&g.timeout, "timeout", "", "give up after this long (e.g. 10m); default: no limit for transfers")
 	pf.IntVar(&g.ibbBlock, "ibb-block-size", 0, "IBB block size to offer, 1-65535 (default 32767; peers may lower it)")
 	pf.BoolVar(&g.noDirect, "no-direct", false, "offer no direct SOCKS5 candidate (keeps your addresses private; the server's proxy or IBB carries the data)")
+	pf.StringVar(&g.proxy, "proxy", "", "reach the server, streamhosts and the server's proxy through this SOCKS5 proxy: socks5://[user:pass@]host:port, socks5h://... to resolve names at the proxy (Tor), or none (env XJINGLE_PROXY, then ALL_PROXY)")
 	pf.StringSliceVar(&g.interfaces, "interface", nil, "offer direct SOCKS5 candidates only on this network interface (repeatable; \"lo\" allows loopback; env XJINGLE_INTERFACES; default: every non-loopback interface)")
 
 	root.AddCommand(

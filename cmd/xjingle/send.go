@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,6 +45,20 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 			if err != nil {
 				return err
 			}
+			px, err := g.proxyDialer(fc)
+			if err != nil {
+				return err
+			}
+			if px != nil {
+				kept, dropped := engine.WithoutUDP(order)
+				if len(kept) == 0 {
+					return fmt.Errorf("no transport left: %s cannot go through the SOCKS5 proxy %s; add socks5 or ibb to --transports", strings.Join(dropped, ", "), px)
+				}
+				if len(dropped) > 0 {
+					g.logger().Warn("not trying "+strings.Join(dropped, ", ")+": UDP cannot go through the SOCKS5 proxy", "proxy", px.String())
+				}
+				order = kept
+			}
 			acct, err := g.account(fc)
 			if err != nil {
 				return err
@@ -59,6 +74,7 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 				ibbBlock:   g.ibbBlock,
 				interfaces: g.interfaceNames(fc),
 				noDirect:   g.noDirect,
+				proxy:      px,
 				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
 			})
 			if err != nil {
