@@ -85,8 +85,9 @@ type ProxyDialer struct {
 
 var _ proxy.ContextDialer = (*ProxyDialer)(nil)
 
-// ProxyConnectTimeout bounds one connection through the proxy (TCP to the
-// proxy, authentication, CONNECT) when the caller's ctx has no deadline.
+// ProxyConnectTimeout bounds one DialContext (TCP to the proxy,
+// authentication, CONNECT; or a direct connection to a bypassed host) when
+// the caller's ctx has no deadline.
 const ProxyConnectTimeout = 30 * time.Second
 
 // NewProxyDialer returns a dialer for a socks5:// or socks5h:// URL
@@ -161,6 +162,11 @@ func (d *ProxyDialer) RemoteDNS() bool { return d.remoteDNS }
 // through the proxy (or directly, for a host WithBypass lists). Errors are
 // *ProxyError.
 func (d *ProxyDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ProxyConnectTimeout)
+		defer cancel()
+	}
 	if d.bypass != nil {
 		return d.bypass.DialContext(ctx, network, address)
 	}
@@ -179,11 +185,6 @@ func (v viaProxy) DialContext(ctx context.Context, network, address string) (net
 }
 
 func (d *ProxyDialer) dialProxy(ctx context.Context, network, address string) (net.Conn, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, ProxyConnectTimeout)
-		defer cancel()
-	}
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, fmt.Errorf("client: proxy: address %q: %w", address, err)

@@ -66,6 +66,9 @@ func TestCLIThroughUserProxy(t *testing.T) {
 	if !got.Verified || got.SHA256 != sum || got.Bytes != size || fileSum(t, got.Path) != sum {
 		t.Errorf("receiver report %+v, want verified %d bytes sha256 %s", got, size, sum)
 	}
+	if sent.Seconds > 0 {
+		t.Logf("%d bytes through both user proxies and proxy65 in %.2f s: %.1f MB/s", sent.Bytes, sent.Seconds, float64(sent.Bytes)/sent.Seconds/1e6)
+	}
 	if !strings.Contains(serr.String(), "offering no direct SOCKS5 candidate") {
 		t.Errorf("sender did not say it withholds direct candidates behind the proxy")
 	}

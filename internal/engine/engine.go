@@ -42,6 +42,12 @@ var DefaultTransports = []string{"socks5", "ibb"}
 // ProxyLookupTimeout bounds New's search for the server's XEP-0065 proxy.
 const ProxyLookupTimeout = 5 * time.Second
 
+// ProxyConnectTimeout bounds each connection attempt to a SOCKS5 candidate
+// through the user's own proxy (Config.Proxy): building a Tor circuit alone
+// can take several seconds. It stays well under the ladder's 30 s rung
+// timeout.
+const ProxyConnectTimeout = 15 * time.Second
+
 // RungName is the user-facing name of a transport namespace.
 func RungName(ns string) string {
 	for k, v := range Rungs {
@@ -132,6 +138,9 @@ type Config struct {
 	// connects directly. With it, every outgoing TCP connection goes
 	// through it: to the XMPP server, to the peer's streamhosts and to
 	// the server's SOCKS5 proxy. Then, too:
+	//   - each SOCKS5 candidate gets ProxyConnectTimeout, not
+	//     socks5.DefaultConnectTimeout (a Tor circuit takes seconds);
+	//     SOCKS5Options can still set another;
 	//   - no direct SOCKS5 candidate is offered unless Interfaces or
 	//     Addresses name where to (behind a proxy we are usually not
 	//     reachable, and our candidates would tell the peer our local
@@ -164,6 +173,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	cfg.Client.Logger = log
 	if cfg.Proxy != nil {
+		log.Info("engine: connecting through the SOCKS5 proxy", "proxy", cfg.Proxy.String(), "remote_dns", cfg.Proxy.RemoteDNS())
 		cfg.Client.Dialer = cfg.Proxy
 		if len(cfg.Interfaces) == 0 && len(cfg.Addresses) == 0 && !cfg.NoDirect {
 			log.Info("engine: behind a proxy: offering no direct SOCKS5 candidate (name an --interface to offer one)", "proxy", cfg.Proxy.String())
@@ -195,7 +205,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		s5opts = append(s5opts, socks5.WithoutDirect())
 	}
 	if cfg.Proxy != nil {
-		s5opts = append(s5opts, socks5.WithDialer(cfg.Proxy))
+		s5opts = append(s5opts, socks5.WithDialer(cfg.Proxy), socks5.WithConnectTimeout(ProxyConnectTimeout))
 	}
 	if !cfg.NoProxy {
 		if h, ok := findProxy(ctx, cl, log); ok {
