@@ -99,6 +99,22 @@ func TestCLIThroughUserProxy(t *testing.T) {
 			t.Errorf("sender's request %+v was not authenticated from the URL's user", r)
 		}
 	}
+	// The file's bytes themselves crossed both user proxies: up from the
+	// sender to proxy65, down from proxy65 to the receiver.
+	var up, down int64
+	for _, r := range sp.Requests() {
+		if r.Dest == e.bed.Proxy65Addr {
+			up += r.Up
+		}
+	}
+	for _, r := range rp.Requests() {
+		if r.Dest == e.bed.Proxy65Addr {
+			down += r.Down
+		}
+	}
+	if up < size || down < size {
+		t.Errorf("proxy65 traffic through the user proxies: %d bytes up (sender), %d down (receiver); want at least %d each", up, down, size)
+	}
 }
 
 // TestCLIProxyErrors: what a user sees when the proxy is down, and when

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -35,6 +36,7 @@ type SOCKSProxy struct {
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
 	requests []SOCKSRequest
+	counts   []*[2]atomic.Int64 // per request: bytes up, down
 	accepted int
 	closed   bool
 }
@@ -66,6 +68,9 @@ type SOCKSRequest struct {
 	User string
 	// Reply is the RFC 1928 §6 reply code sent (0 = succeeded).
 	Reply byte
+	// Up and Down count the bytes relayed to and from the destination so
+	// far (counted as the proxy reads them, before it passes them on).
+	Up, Down int64
 }
 
 // SOCKS5 reply codes (RFC 1928 §6).
@@ -114,7 +119,11 @@ func (p *SOCKSProxy) URL(scheme string) string {
 func (p *SOCKSProxy) Requests() []SOCKSRequest {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]SOCKSRequest(nil), p.requests...)
+	out := append([]SOCKSRequest(nil), p.requests...)
+	for i := range out {
+		out[i].Up, out[i].Down = p.counts[i][0].Load(), p.counts[i][1].Load()
+	}
+	return out
 }
 
 // Accepted is the number of TCP connections the proxy accepted.
@@ -235,8 +244,10 @@ func (p *SOCKSProxy) handle(c net.Conn) {
 	}
 	dest := net.JoinHostPort(host, strconv.Itoa(int(binary.BigEndian.Uint16(pb[:]))))
 	code, up := p.connect(hdr[1], dest, host, domain)
+	n := new([2]atomic.Int64)
 	p.mu.Lock()
 	p.requests = append(p.requests, SOCKSRequest{Dest: dest, Domain: domain, User: user, Reply: code})
+	p.counts = append(p.counts, n)
 	p.mu.Unlock()
 	reply(c, code)
 	if up == nil {
@@ -248,7 +259,7 @@ func (p *SOCKSProxy) handle(c net.Conn) {
 	}
 	defer p.untrack(up)
 	_ = c.SetDeadline(time.Time{})
-	relay(c, up)
+	relay(c, up, &n[0], &n[1])
 }
 
 // greet negotiates the method (RFC 1928 §3) and authenticates (RFC 1929);
@@ -352,14 +363,26 @@ func reply(c net.Conn, code byte) {
 	_, _ = c.Write([]byte{5, code, 0, 1, 0, 0, 0, 0, 0, 0})
 }
 
+// counter counts what is read through it.
+type counter struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c counter) Read(b []byte) (int, error) {
+	k, err := c.r.Read(b)
+	c.n.Add(int64(k))
+	return k, err
+}
+
 // relay copies both ways until both directions ended, passing a half-close
-// on as a half-close.
-func relay(a, b net.Conn) {
+// on as a half-close; ab and ba count the bytes read from a and from b.
+func relay(a, b net.Conn, ab, ba *atomic.Int64) {
 	var wg sync.WaitGroup
 	wg.Add(2)
-	pipe := func(dst, src net.Conn) {
+	pipe := func(dst, src net.Conn, n *atomic.Int64) {
 		defer wg.Done()
-		_, err := io.Copy(dst, src)
+		_, err := io.Copy(dst, counter{src, n})
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
 			_ = cw.CloseWrite()
 		} else {
@@ -367,7 +390,7 @@ func relay(a, b net.Conn) {
 			src.Close()
 		}
 	}
-	go pipe(b, a)
-	go pipe(a, b)
+	go pipe(b, a, ab)
+	go pipe(a, b, ba)
 	wg.Wait()
 }
