@@ -60,8 +60,13 @@ type Config struct {
 	Resource string
 	// Priority of our presence (RFC 6121 §4.7.2.3).
 	Priority int
-	// Dialer carries the TCP connection (e.g. a SOCKS5 proxy from
-	// golang.org/x/net/proxy); nil dials directly.
+	// Dialer carries the TCP connection to the server, e.g. a
+	// *ProxyDialer for the user's SOCKS5 proxy; nil dials directly. A
+	// Dialer with a method RemoteDNS() bool that reports true (a
+	// ProxyDialer for socks5h://) resolves names itself: Dial then looks
+	// up no SRV records and connects to Server, or the domain on port
+	// 5222, through it, so that no DNS query about the
+	// domain leaves this machine (Tor).
 	Dialer proxy.ContextDialer
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -228,17 +233,26 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 // xmpp-client), or the domain on 5222.
 func dialServer(ctx context.Context, cfg Config, domain string, tlsCfg *tls.Config) (net.Conn, bool, error) {
 	var d proxy.ContextDialer = &net.Dialer{Timeout: 30 * time.Second}
+	remoteDNS := false
 	if cfg.Dialer != nil {
 		d = cfg.Dialer
+		if rd, ok := d.(interface{ RemoteDNS() bool }); ok {
+			remoteDNS = rd.RemoteDNS()
+		}
 	}
 	type target struct {
 		addr   string
 		direct bool
 	}
 	var targets []target
-	if cfg.Server != "" {
+	switch {
+	case cfg.Server != "":
 		targets = append(targets, target{cfg.Server, cfg.DirectTLS})
-	} else {
+	case remoteDNS:
+		// No local DNS at all: the proxy resolves the domain, on
+		// the fallback port (RFC 6120 §3.2.2).
+		targets = append(targets, target{net.JoinHostPort(domain, "5222"), cfg.DirectTLS})
+	default:
 		if _, srvs, err := net.DefaultResolver.LookupSRV(ctx, "xmpps-client", "tcp", domain); err == nil {
 			for _, s := range srvs {
 				if s.Target != "." {

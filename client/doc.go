@@ -1,6 +1,7 @@
 // Package client is xjingle's XMPP client connection (RFC 6120/6121) on
 // mellium.im/xmpp: it dials (SRV or an explicit host:port, optionally through
-// a SOCKS5 proxy), secures the stream (STARTTLS or direct TLS, with
+// the user's SOCKS5 proxy: ProxyDialer, with socks5h:// for no local DNS),
+// secures the stream (STARTTLS or direct TLS, with
 // certificate verification), authenticates (SCRAM, PLAIN only over TLS),
 // binds a resource, sends presence with entity caps (XEP-0115) and answers
 // disco#info (XEP-0030) and ping (XEP-0199).

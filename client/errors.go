@@ -34,12 +34,15 @@ func classify(err error) error {
 		cve  *tls.CertificateVerificationError
 		ope  *net.OpError
 		dnse *net.DNSError
+		pe   *ProxyError
 	)
 	switch {
 	case errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie):
 		return fmt.Errorf("%w: %w", ErrTLS, err)
 	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	case errors.As(err, &pe):
+		return err // says what failed, and Is(ErrUnreachable) already
 	case errors.As(err, &dnse), errors.As(err, &ope):
 		return fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}

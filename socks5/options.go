@@ -113,7 +113,12 @@ func WithStagger(d time.Duration) Option {
 	}
 }
 
-// WithDialer sets the dialer for outgoing TCP connections to candidates.
+// WithDialer sets the dialer for outgoing TCP connections to candidates:
+// the peer's streamhosts and the proxy, e.g. a client.ProxyDialer for the
+// user's own SOCKS5 proxy (the XEP-0065 handshake then runs inside the
+// proxy's CONNECT tunnel). Its connections should have CloseWrite, as
+// *net.TCPConn and client.ProxyDialer's do, so that the sender's end of file
+// is a half-close.
 func WithDialer(d ContextDialer) Option {
 	return func(f *Factory) error {
 		if d == nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/xjingle/xjingle/internal/engine"
+	"github.com/xjingle/xjingle/client"
 	"golang.org/x/term"
 )
 
@@ -28,6 +29,8 @@ type fileConfig struct {
 	Interfaces []string `toml:"interfaces"`
 	// InlineMax is --inline-max (nil: not set).
 	InlineMax *int64 `toml:"inline_max"`
+	// Proxy is the user's SOCKS5 proxy (--proxy).
+	Proxy string `toml:"proxy"`
 
 	Send struct {
 		Transports  []string `toml:"transports"`
@@ -168,6 +171,48 @@ func (g *globals) inlineLimit(fc *fileConfig) (int64, error) {
 		return -1, nil
 	}
 	return n, nil
+}
+
+// proxyDialer resolves --proxy: the flag, else XJINGLE_PROXY, else the config
+// file's proxy, else ALL_PROXY (or all_proxy) with NO_PROXY (or no_proxy)
+// hosts bypassing it, as golang.org/x/net/proxy.FromEnvironment reads them.
+// "none" or "direct" (in the flag, XJINGLE_PROXY or the file) means no proxy
+// and ALL_PROXY is not looked at. nil: connect directly.
+//
+// Unlike FromEnvironment, an ALL_PROXY that xjingle cannot use (e.g. an
+// http:// proxy) is an error, not a silent direct connection: a user who
+// set it expects their connections to go through it.
+func (g *globals) proxyDialer(fc *fileConfig) (*client.ProxyDialer, error) {
+	v, src := g.proxy, "--proxy"
+	if v == "" {
+		v, src = os.Getenv("XJINGLE_PROXY"), "XJINGLE_PROXY"
+	}
+	if v == "" {
+		v, src = fc.Proxy, "config proxy"
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "none", "direct", "off":
+		return nil, nil
+	case "":
+	default:
+		d, err := client.ParseProxy(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		return d, nil
+	}
+	v, src = os.Getenv("ALL_PROXY"), "ALL_PROXY"
+	if v == "" {
+		v, src = os.Getenv("all_proxy"), "all_proxy"
+	}
+	if v == "" {
+		return nil, nil
+	}
+	d, err := client.ParseProxy(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (xjingle needs a SOCKS5 proxy; --proxy none connects directly)", src, err)
+	}
+	return d.WithBypass(firstNonEmpty(os.Getenv("NO_PROXY"), os.Getenv("no_proxy"))), nil
 }
 
 // promptPassword asks on the controlling terminal.

@@ -26,6 +26,8 @@ type engineConfig struct {
 	noDirect   bool
 	// inlineMax is engine.Config.InlineMax (inlineLimit).
 	inlineMax int64
+	// proxy is the user's SOCKS5 proxy (--proxy); nil: direct.
+	proxy *client.ProxyDialer
 }
 
 // startEngine connects acct and sets up Jingle file transfer on it.
@@ -49,6 +51,7 @@ func startEngine(ctx context.Context, acct account, log *slog.Logger, ec engineC
 		Interfaces:   ec.interfaces,
 		NoDirect:     ec.noDirect,
 		InlineMax:    ec.inlineMax,
+		Proxy:        ec.proxy,
 		Logger:       log,
 	})
 }

@@ -20,6 +20,10 @@ proxy (XEP-0065) if any, and STUN/TURN services (XEP-0215) if any.`,
 			if err != nil {
 				return err
 			}
+			px, err := g.proxyDialer(fc)
+			if err != nil {
+				return err
+			}
 			acct, err := g.account(fc)
 			if err != nil {
 				return err
@@ -29,7 +33,7 @@ proxy (XEP-0065) if any, and STUN/TURN services (XEP-0215) if any.`,
 				return err
 			}
 			defer cancel()
-			e, err := startEngine(ctx, acct, g.logger(), engineConfig{ibbBlock: g.ibbBlock, interfaces: g.interfaceNames(fc)})
+			e, err := startEngine(ctx, acct, g.logger(), engineConfig{ibbBlock: g.ibbBlock, interfaces: g.interfaceNames(fc), proxy: px})
 			if err != nil {
 				return err
 			}

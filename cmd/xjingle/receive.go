@@ -70,6 +70,10 @@ off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 			if err != nil {
 				return err
 			}
+			px, err := g.proxyDialer(fc)
+			if err != nil {
+				return err
+			}
 			acct, err := g.account(fc)
 			if err != nil {
 				return err
@@ -116,6 +120,7 @@ off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 				interfaces: g.interfaceNames(fc),
 				noDirect:   g.noDirect,
 				inlineMax:  inlineMax,
+				proxy:      px,
 				store:      store,
 				appOpts: []filetransfer.Option{
 					filetransfer.WithAcceptPolicy(policy),

@@ -32,6 +32,7 @@ type globals struct {
 	noDirect   bool
 	inlineMax  int64
 	inlineFlag *pflag.Flag
+	proxy      string
 
 	stdout io.Writer
 	stderr io.Writer
@@ -46,7 +47,7 @@ func newRootCmd() *cobra.Command {
 		Long: `xjingle moves files (and, later, voice) between XMPP accounts with Jingle.
 
 Account settings come from flags, the environment (XJINGLE_JID, XJINGLE_PASSWORD,
-XJINGLE_SERVER, XJINGLE_CA) or the config file ($XDG_CONFIG_HOME/xjingle/config.toml).
+XJINGLE_SERVER, XJINGLE_CA, XJINGLE_PROXY) or the config file ($XDG_CONFIG_HOME/xjingle/config.toml).
 The password is never taken from the command line: set XJINGLE_PASSWORD, put it in
 the config file, or type it when asked.`,
 		SilenceUsage:  true,
@@ -67,6 +68,7 @@ the config file, or type it when asked.`,
 	pf.BoolVar(&g.noDirect, "no-direct", false, "offer no direct SOCKS5 candidate (keeps your addresses private; the server's proxy or IBB carries the data)")
 	pf.Int64Var(&g.inlineMax, "inline-max", inline.DefaultMaxSize, "largest file sent or accepted in one stanza (the inline transport), at most 65536; 0 disables inline (env XJINGLE_INLINE_MAX; config inline_max)")
 	g.inlineFlag = pf.Lookup("inline-max")
+	pf.StringVar(&g.proxy, "proxy", "", "reach the server, streamhosts and the server's proxy through this SOCKS5 proxy: socks5://[user:pass@]host:port, socks5h://... to resolve names at the proxy (Tor), or none (env XJINGLE_PROXY, then ALL_PROXY)")
 	pf.StringSliceVar(&g.interfaces, "interface", nil, "offer direct SOCKS5 candidates only on this network interface (repeatable; \"lo\" allows loopback; env XJINGLE_INTERFACES; default: every non-loopback interface)")
 
 	root.AddCommand(

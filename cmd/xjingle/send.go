@@ -50,6 +50,20 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 			if err != nil {
 				return err
 			}
+			px, err := g.proxyDialer(fc)
+			if err != nil {
+				return err
+			}
+			if px != nil {
+				kept, dropped := engine.WithoutUDP(order)
+				if len(kept) == 0 {
+					return fmt.Errorf("no transport left: %s cannot go through the SOCKS5 proxy %s; add socks5 or ibb to --transports", strings.Join(dropped, ", "), px)
+				}
+				if len(dropped) > 0 {
+					g.logger().Warn("not trying "+strings.Join(dropped, ", ")+": UDP cannot go through the SOCKS5 proxy", "proxy", px.String())
+				}
+				order = kept
+			}
 			acct, err := g.account(fc)
 			if err != nil {
 				return err
@@ -66,6 +80,7 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 				interfaces: g.interfaceNames(fc),
 				noDirect:   g.noDirect,
 				inlineMax:  inlineMax,
+				proxy:      px,
 				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
 			})
 			if err != nil {

@@ -53,6 +53,12 @@ var ErrInlineDisabled = errors.New("the inline transport is disabled (inline_max
 // ProxyLookupTimeout bounds New's search for the server's XEP-0065 proxy.
 const ProxyLookupTimeout = 5 * time.Second
 
+// ProxyConnectTimeout bounds each connection attempt to a SOCKS5 candidate
+// through the user's own proxy (Config.Proxy): building a Tor circuit alone
+// can take several seconds. It stays well under the ladder's 30 s rung
+// timeout.
+const ProxyConnectTimeout = 15 * time.Second
+
 // RungName is the user-facing name of a transport namespace.
 func RungName(ns string) string {
 	for k, v := range Rungs {
@@ -84,6 +90,21 @@ func ParseTransports(list []string) ([]string, error) {
 		return nil, errors.New("no transport named")
 	}
 	return out, nil
+}
+
+// WithoutUDP drops from order the transports that a SOCKS5 CONNECT proxy
+// cannot carry (ICE: UDP), for a user behind their own proxy; dropped names
+// them by their --transports names.
+func WithoutUDP(order []string) (kept, dropped []string) {
+	for _, ns := range order {
+		switch ns {
+		case ice.NSDataChannel, ice.NSICEUDP:
+			dropped = append(dropped, RungName(ns))
+		default:
+			kept = append(kept, ns)
+		}
+	}
+	return kept, dropped
 }
 
 // RungNames lists the known transport names, sorted.
@@ -128,7 +149,22 @@ type Config struct {
 	// inline transport): 0 means inline.DefaultMaxSize, negative disables
 	// inline (not registered, not advertised); at most MaxInline.
 	InlineMax int64
-	Logger    *slog.Logger
+	// Proxy is the user's own SOCKS5 proxy (--proxy, ALL_PROXY); nil
+	// connects directly. With it, every outgoing TCP connection goes
+	// through it: to the XMPP server, to the peer's streamhosts and to
+	// the server's SOCKS5 proxy. Then, too:
+	//   - each SOCKS5 candidate gets ProxyConnectTimeout, not
+	//     socks5.DefaultConnectTimeout (a Tor circuit takes seconds);
+	//     SOCKS5Options can still set another;
+	//   - no direct SOCKS5 candidate is offered unless Interfaces or
+	//     Addresses name where to (behind a proxy we are usually not
+	//     reachable, and our candidates would tell the peer our local
+	//     addresses);
+	//   - ICE is not registered (nor advertised): UDP cannot go through a
+	//     SOCKS5 CONNECT proxy, and ICE candidates would leak our
+	//     addresses.
+	Proxy  *client.ProxyDialer
+	Logger *slog.Logger
 }
 
 // Engine is one XMPP connection with Jingle file transfer on it.
@@ -155,6 +191,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	cfg.Client.Logger = log
 	if cfg.InlineMax > MaxInline {
 		return nil, fmt.Errorf("inline max %d bytes: more than %d", cfg.InlineMax, MaxInline)
+	}
+	if cfg.Proxy != nil {
+		log.Info("engine: connecting through the SOCKS5 proxy", "proxy", cfg.Proxy.String(), "remote_dns", cfg.Proxy.RemoteDNS())
+		cfg.Client.Dialer = cfg.Proxy
+		if len(cfg.Interfaces) == 0 && len(cfg.Addresses) == 0 && !cfg.NoDirect {
+			log.Info("engine: behind a proxy: offering no direct SOCKS5 candidate (name an --interface to offer one)", "proxy", cfg.Proxy.String())
+			cfg.NoDirect = true
+		}
 	}
 	cl, err := client.Dial(ctx, cfg.Client)
 	if err != nil {
@@ -190,6 +234,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.NoDirect {
 		s5opts = append(s5opts, socks5.WithoutDirect())
 	}
+	if cfg.Proxy != nil {
+		s5opts = append(s5opts, socks5.WithDialer(cfg.Proxy), socks5.WithConnectTimeout(ProxyConnectTimeout))
+	}
 	if !cfg.NoProxy {
 		if h, ok := findProxy(ctx, cl, log); ok {
 			e.Proxy = &h
@@ -202,40 +249,43 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cl.Close()
 		return nil, fmt.Errorf("socks5: %w", err)
 	}
-	iceOpts := []ice.Option{}
-	if len(cfg.Interfaces) > 0 {
-		iceOpts = append(iceOpts, ice.WithInterfaces(cfg.Interfaces...))
-	}
-	if !cfg.NoExternalServices {
-		if servers := iceServers(ctx, cl, log); len(servers) > 0 {
-			iceOpts = append(iceOpts, ice.WithICEServers(servers...))
-		}
-	}
-	iceOpts = append(iceOpts, cfg.ICEOptions...)
-	dc, err := ice.NewFactory(iceOpts...)
-	if err != nil {
-		e.IBB.Close()
-		cl.Close()
-		return nil, fmt.Errorf("ice: %w", err)
-	}
-	iceUDP, err := ice.NewICEUDPFactory(iceOpts...)
-	if err != nil {
-		e.IBB.Close()
-		cl.Close()
-		return nil, fmt.Errorf("ice: %w", err)
-	}
 	e.App = filetransfer.New(cfg.Store, append([]filetransfer.Option{filetransfer.WithLogger(log)}, cfg.AppOpts...)...)
 	mopts := []jingle.Option{
 		jingle.WithLogger(log),
 		jingle.WithApplication(e.App),
 		jingle.WithTransport(e.IBB.JingleTransport()),
 		jingle.WithTransport(e.SOCKS5),
-		jingle.WithTransport(dc),
-		jingle.WithTransport(iceUDP),
 	}
 	if e.Inline != nil {
 		// Registered, so advertised in disco#info (NewManager).
 		mopts = append(mopts, jingle.WithTransport(e.Inline))
+	}
+	if cfg.Proxy == nil {
+		iceOpts := []ice.Option{}
+		if len(cfg.Interfaces) > 0 {
+			iceOpts = append(iceOpts, ice.WithInterfaces(cfg.Interfaces...))
+		}
+		if !cfg.NoExternalServices {
+			if servers := iceServers(ctx, cl, log); len(servers) > 0 {
+				iceOpts = append(iceOpts, ice.WithICEServers(servers...))
+			}
+		}
+		iceOpts = append(iceOpts, cfg.ICEOptions...)
+		dc, err := ice.NewFactory(iceOpts...)
+		if err != nil {
+			e.IBB.Close()
+			cl.Close()
+			return nil, fmt.Errorf("ice: %w", err)
+		}
+		iceUDP, err := ice.NewICEUDPFactory(iceOpts...)
+		if err != nil {
+			e.IBB.Close()
+			cl.Close()
+			return nil, fmt.Errorf("ice: %w", err)
+		}
+		mopts = append(mopts, jingle.WithTransport(dc), jingle.WithTransport(iceUDP))
+	} else {
+		log.Debug("engine: behind a proxy: ICE disabled (UDP cannot go through a SOCKS5 proxy)")
 	}
 	e.Manager, err = jingle.NewManager(cl, mopts...)
 	if err != nil {
