@@ -56,7 +56,8 @@ type Offer struct {
 	// File is the offer as the peer sent it (File.Name is untrusted).
 	File File
 	// Name is the sanitised name the file would be stored under (before
-	// any " (n)" collision suffix).
+	// any " (n)" collision suffix): a relative path with "/" separators
+	// unless the Store is Flat (see Store.StoredName).
 	Name string
 	// Size is File.Size, or -1 when the peer did not say.
 	Size int64
@@ -438,7 +439,7 @@ func (a *App) receiveOffer(ctx context.Context, s *jingle.Session, c *jingle.Con
 		a.terminate(s, jingle.ReasonMediaError, "file too large", "file-too-large")
 		return
 	}
-	offer := &Offer{Peer: s.Peer(), SID: s.SID(), Content: c.Name, File: f, Name: SanitizeName(f.Name), Size: size}
+	offer := &Offer{Peer: s.Peer(), SID: s.SID(), Content: c.Name, File: f, Name: a.store.StoredName(f.Name), Size: size}
 	ok := false
 	if a.policy != nil {
 		var err error
@@ -823,7 +824,7 @@ wait:
 		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")
 		return err
 	}
-	res.Path, res.Name = path, filepath.Base(path)
+	res.Path, res.Name = path, a.store.Rel(path)
 	// §8.1 received, then §6.6 the receiver ends the session.
 	select {
 	case <-w.ended:

@@ -30,7 +30,8 @@ func (d Direction) String() string {
 // Result is the outcome of one transfer; the CLI prints it as JSON.
 type Result struct {
 	// Name is the file name: the one offered (outgoing), or the name the
-	// file was stored under (incoming, the base of Path).
+	// file was stored under (incoming: Path relative to the Store's Dir,
+	// with "/" separators).
 	Name string `json:"name"`
 	// Path is where the file is: the local file sent, or the file
 	// received (empty if it was not committed; with Store.KeepPartial it
