@@ -77,10 +77,11 @@ type Transfer struct {
 	dir   Direction
 	start time.Time
 
-	bytes atomic.Int64
-	done  chan struct{}
-	once  sync.Once
-	res   *Result
+	bytes  atomic.Int64
+	offset atomic.Int64
+	done   chan struct{}
+	once   sync.Once
+	res    *Result
 }
 
 func newTransfer(dir Direction, peer jid.JID, sid, name string, size int64) *Transfer {
@@ -90,11 +91,21 @@ func newTransfer(dir Direction, peer jid.JID, sid, name string, size int64) *Tra
 // Name is the file name (as offered; see Result.Name for the stored name).
 func (t *Transfer) Name() string { return t.name }
 
-// Size is the announced size in bytes, -1 if unknown.
+// Size is the announced size in bytes, -1 if unknown; for a byte range
+// received (Decision.Range), the range's length.
 func (t *Transfer) Size() int64 { return t.size }
 
 // Bytes is the number of bytes sent or received so far.
 func (t *Transfer) Bytes() int64 { return t.bytes.Load() }
+
+// Offset is where the data on the stream starts in the file: the bytes a
+// resumed transfer (or a byte range) does not move (XEP-0234 §6.4). It is
+// 0 for a whole file, and for an outgoing file it is known only once the
+// receiver accepted (it may change from 0 once). Bytes counts only what
+// crosses the stream: Offset+Bytes is the position in the file.
+func (t *Transfer) Offset() int64 { return t.offset.Load() }
+
+func (t *Transfer) setOffset(off int64) { t.offset.Store(off) }
 
 // Peer is the peer's full JID.
 func (t *Transfer) Peer() jid.JID { return t.peer }
