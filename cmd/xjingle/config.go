@@ -36,6 +36,7 @@ type fileConfig struct {
 		KeepPartial bool     `toml:"keep_partial"`
 		RequireHash bool     `toml:"require_hash"`
 		NoResume    bool     `toml:"no_resume"`
+		Flat        bool     `toml:"flat"`
 	} `toml:"receive"`
 }
 

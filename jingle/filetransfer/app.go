@@ -539,7 +539,7 @@ func (a *App) receiveOffer(ctx context.Context, s *jingle.Session, c *jingle.Con
 // XEP-0234 §6.4) into "<name>.range-<offset>-<end>".
 func (a *App) receiveRange(ctx context.Context, s *jingle.Session, c *jingle.Content, f File, size int64, r Range, log *slog.Logger) {
 	off, n, err := wantRange(r, size)
-	t := newTransfer(Incoming, s.Peer(), s.SID(), f.Name, n)
+	t := newTransfer(Incoming, s.Peer(), s.SID(), f.Name, size)
 	t.setOffset(off)
 	res := &Result{Name: a.store.StoredName(f.Name), Size: size, Offset: off}
 	if err != nil {

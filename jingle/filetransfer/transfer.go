@@ -91,8 +91,8 @@ func newTransfer(dir Direction, peer jid.JID, sid, name string, size int64) *Tra
 // Name is the file name (as offered; see Result.Name for the stored name).
 func (t *Transfer) Name() string { return t.name }
 
-// Size is the announced size in bytes, -1 if unknown; for a byte range
-// received (Decision.Range), the range's length.
+// Size is the announced size of the file in bytes, -1 if unknown (also for
+// a byte range: Offset+Bytes is the position in the file).
 func (t *Transfer) Size() int64 { return t.size }
 
 // Bytes is the number of bytes sent or received so far.
