@@ -25,6 +25,11 @@ type sendItem struct {
 // with a warning on warn (a link is never followed: it could lead anywhere).
 // A folder argument that is itself a symbolic link is followed (the user
 // named it). An argument that is neither a file nor a folder is an error.
+//
+// XEP-0234 §5 says a <name/> SHOULD NOT contain "/": we send it anyway for
+// files in a folder, so that an xjingle receiver can rebuild the tree
+// (filetransfer.SanitizePath); other clients escape or cut it, which is
+// what the XEP asks of them.
 func expandArgs(args []string, warn io.Writer) ([]sendItem, error) {
 	var items []sendItem
 	for _, arg := range args {

@@ -504,6 +504,12 @@ func SanitizeName(name string) string {
 // The result never starts with "/" and has no "." or ".." component; it is
 // still a plain string: a Store creates the directories without following
 // symbolic links out of its Dir.
+//
+// A deliberate deviation: XEP-0234 §5 (<name/>) says a name SHOULD NOT
+// contain directory structure and §12 that a receiver SHOULD escape path
+// separators. We keep them as folders (what a folder transfer needs), with
+// the dangers of §12 (absolute paths, "../") removed component by
+// component; Store.Flat follows the XEP's letter (SanitizeName).
 func SanitizePath(name string) string {
 	name = strings.ToValidUTF8(name, "_")
 	parts := strings.FieldsFunc(name, func(r rune) bool { return r == '/' || r == '\\' })
