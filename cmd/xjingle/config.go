@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
-	"github.com/xjingle/xjingle/internal/engine"
 	"github.com/xjingle/xjingle/client"
+	"github.com/xjingle/xjingle/internal/engine"
 	"golang.org/x/term"
 )
 
@@ -43,6 +43,7 @@ type fileConfig struct {
 		KeepPartial bool     `toml:"keep_partial"`
 		RequireHash bool     `toml:"require_hash"`
 		NoResume    bool     `toml:"no_resume"`
+		Flat        bool     `toml:"flat"`
 	} `toml:"receive"`
 }
 

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 	"github.com/xjingle/xjingle/jingle/filetransfer"
@@ -24,9 +26,11 @@ func newReceiveCmd(g *globals) *cobra.Command {
 		keepPartial bool
 		requireHash bool
 		noResume    bool
+		flat        bool
+		rangeArg    string
 	)
 	cmd := &cobra.Command{
-		Use:   "receive [--dir D] [--from JID]... [--accept-all] [--once]",
+		Use:   "receive [--dir D] [--from JID]... [--accept-all] [--once] [--flat] [--range OFFSET[:LENGTH]]",
 		Short: "Wait for files and save them",
 		Long: `Receive waits for Jingle file offers and saves accepted files in --dir.
 
@@ -44,7 +48,21 @@ kept in --dir as .xjingle-resume-KEY.part with a .json sidecar, never under
 its final name; when the same peer (any resource) offers the same file again
 (name, size, date, hash) and supports ranged transfers, only the rest is
 requested (XEP-0234 §6.4). --no-resume (config receive.no_resume) turns this
-off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
+off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).
+
+A file sent from a folder (its name has "/" separators, e.g. photos/a.jpg)
+is saved under that relative path inside --dir: every component is
+sanitised, ".." and absolute paths are dropped, the depth is bounded, and
+no symbolic link in --dir is followed out of it (a name taken by a file or
+a link becomes "name (1)"). --flat (config receive.flat) saves every file
+directly in --dir under its base name.
+
+--range OFFSET[:LENGTH] (with --once) asks the sender of the next accepted
+offer for only LENGTH bytes from OFFSET (to the end without LENGTH;
+XEP-0234 §6.4) and saves them as NAME.range-OFFSET-END (END = OFFSET +
+LENGTH). The sender's hash covers the whole file, so a range cannot be
+verified: it is reported with "verified": false, "verify_note": "byte
+range"; its length is checked. A range outside the file fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fc, err := g.loadFileConfig()
@@ -62,6 +80,18 @@ off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 			keepPartial = keepPartial || fc.Receive.KeepPartial
 			requireHash = requireHash || fc.Receive.RequireHash
 			noResume = noResume || fc.Receive.NoResume
+			flat = flat || fc.Receive.Flat
+			var byteRange *filetransfer.Range
+			if rangeArg != "" {
+				if !once {
+					return errors.New("--range needs --once (it applies to one offer)")
+				}
+				r, err := parseRange(rangeArg)
+				if err != nil {
+					return err
+				}
+				byteRange = &r
+			}
 
 			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 				return fmt.Errorf("download dir %q is not a directory", dir)
@@ -110,11 +140,11 @@ off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 					}
 				}()
 			}
-			store := &filetransfer.Store{Dir: dir, KeepPartial: keepPartial, Resume: !noResume}
 			inlineMax, err := g.inlineLimit(fc)
 			if err != nil {
 				return err
 			}
+			store := &filetransfer.Store{Dir: dir, KeepPartial: keepPartial, Resume: !noResume, Flat: flat}
 			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
 				ibbBlock:   g.ibbBlock,
 				interfaces: g.interfaceNames(fc),
@@ -123,7 +153,7 @@ off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 				proxy:      px,
 				store:      store,
 				appOpts: []filetransfer.Option{
-					filetransfer.WithAcceptPolicy(policy),
+					filetransfer.WithAcceptDecision(withRange(policy, byteRange)),
 					filetransfer.WithOnTransfer(onTransfer),
 					filetransfer.WithRequireHash(requireHash),
 				},
@@ -152,7 +182,7 @@ off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 					}
 					return errors.New("no file received")
 				}
-				if first.Err != nil || (requireHash && !first.Verified) {
+				if first.Err != nil || (requireHash && !first.Verified && first.VerifyNote != filetransfer.VerifyNoteRange) {
 					return &exitError{code: 1}
 				}
 			}
@@ -170,6 +200,8 @@ off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 	f.BoolVar(&keepPartial, "keep-partial", false, "keep failed transfers as NAME.failed instead of deleting them")
 	f.BoolVar(&requireHash, "require-hash", false, "refuse files the sender sent no hash for")
 	f.BoolVar(&noResume, "no-resume", false, "do not keep failed transfers for resume, nor resume them")
+	f.BoolVar(&flat, "flat", false, "save every file directly in --dir, ignoring the folders in its name")
+	f.StringVar(&rangeArg, "range", "", "with --once: receive only bytes OFFSET[:LENGTH] of the offered file (saved as NAME.range-OFFSET-END)")
 	return cmd
 }
 
@@ -222,6 +254,41 @@ func (g *globals) acceptPolicy(from []string, all bool) (func(context.Context, *
 			return false, ctx.Err()
 		}
 	}, nil
+}
+
+// parseRange parses --range OFFSET[:LENGTH] (decimal bytes; LENGTH > 0).
+func parseRange(s string) (filetransfer.Range, error) {
+	offs, lens, hasLen := strings.Cut(s, ":")
+	off, err := strconv.ParseInt(offs, 10, 64)
+	if err != nil || off < 0 {
+		return filetransfer.Range{}, fmt.Errorf("bad --range %q: want OFFSET[:LENGTH] in bytes", s)
+	}
+	r := filetransfer.Range{Offset: off}
+	if hasLen {
+		n, err := strconv.ParseInt(lens, 10, 64)
+		if err != nil || n <= 0 {
+			return filetransfer.Range{}, fmt.Errorf("bad --range %q: LENGTH must be a positive number of bytes", s)
+		}
+		r.Length = n
+	}
+	return r, nil
+}
+
+// withRange turns an accept policy into a decision that asks for r (if
+// not nil) on the first offer it accepts.
+func withRange(policy func(context.Context, *filetransfer.Offer) (bool, error), r *filetransfer.Range) func(context.Context, *filetransfer.Offer) (filetransfer.Decision, error) {
+	var used atomic.Bool
+	return func(ctx context.Context, o *filetransfer.Offer) (filetransfer.Decision, error) {
+		ok, err := policy(ctx, o)
+		if err != nil || !ok {
+			return filetransfer.Decision{}, err
+		}
+		d := filetransfer.Decision{Accept: true}
+		if r != nil && used.CompareAndSwap(false, true) {
+			d.Range = r
+		}
+		return d, nil
+	}
 }
 
 // matchJID reports whether j is in list: a bare entry matches every resource.

@@ -56,7 +56,8 @@ type Offer struct {
 	// File is the offer as the peer sent it (File.Name is untrusted).
 	File File
 	// Name is the sanitised name the file would be stored under (before
-	// any " (n)" collision suffix).
+	// any " (n)" collision suffix): a relative path with "/" separators
+	// unless the Store is Flat (see Store.StoredName).
 	Name string
 	// Size is File.Size, or -1 when the peer did not say.
 	Size int64
@@ -64,6 +65,30 @@ type Offer struct {
 
 // AcceptAll is an accept policy that accepts every offer.
 func AcceptAll(context.Context, *Offer) (bool, error) { return true, nil }
+
+// Decision is the answer to an incoming offer (see WithAcceptDecision).
+type Decision struct {
+	// Accept takes the offer; false declines it.
+	Accept bool
+	// Range, if set (with Accept), asks for only a byte range of the file
+	// (XEP-0234 §6.1 Example 3, §6.4): Length bytes from Offset (Length 0:
+	// to the end; needed when the offer has no size). Range.Hashes is
+	// ignored. The session-accept carries the <range/>; the bytes are
+	// stored, under the Store's rules, as "<name>.range-<offset>-<end>"
+	// (end = offset + length, exclusive). The whole file's hash cannot be
+	// checked against a part of it: the Result has Verified false with
+	// VerifyNote "byte range" (also with WithRequireHash, which does not
+	// apply to ranges), and its Offset is the range's offset; the number of
+	// bytes must still be exactly the range's length. A range outside the
+	// offered size fails locally with ErrBadRange (session-terminate
+	// failed-application); a sender that finds it outside the file refuses
+	// it the same way. A sender that ignores the range (sends the whole
+	// file) is caught by the size check (ErrSizeMismatch).
+	Range *Range
+}
+
+// VerifyNoteRange is Result.VerifyNote for a byte range (Decision.Range).
+const VerifyNoteRange = "byte range"
 
 // Option configures an App. Options apply only in New.
 type Option func(*App)
@@ -73,7 +98,23 @@ type Option func(*App)
 // example when the Manager's session timeout expires). An error declines.
 // Without a policy every offer is declined.
 func WithAcceptPolicy(f func(ctx context.Context, o *Offer) (bool, error)) Option {
-	return func(a *App) { a.policy = f }
+	return func(a *App) {
+		if f == nil {
+			a.decide = nil
+			return
+		}
+		a.decide = func(ctx context.Context, o *Offer) (Decision, error) {
+			ok, err := f(ctx, o)
+			return Decision{Accept: ok}, err
+		}
+	}
+}
+
+// WithAcceptDecision is WithAcceptPolicy with a richer answer: the
+// Decision may ask for a byte range of the file only (Decision.Range). It
+// replaces any WithAcceptPolicy (the last of the two wins).
+func WithAcceptDecision(f func(ctx context.Context, o *Offer) (Decision, error)) Option {
+	return func(a *App) { a.decide = f }
 }
 
 // WithChecksumWait sets how long a receiver waits after the last byte for a
@@ -137,7 +178,7 @@ func WithShared(f func(req File) (path string, ok bool)) Option {
 // many transfers at once.
 type App struct {
 	store        *Store
-	policy       func(context.Context, *Offer) (bool, error)
+	decide       func(context.Context, *Offer) (Decision, error)
 	checksumWait time.Duration
 	confirmWait  time.Duration
 	grace        time.Duration
@@ -351,6 +392,7 @@ func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path st
 		log.Info("ranged transfer", "offset", off, "length", n)
 	}
 	res.Offset = off
+	t.setOffset(off)
 	res.Err = a.sendData(ctx, s, c, ladderConnect(lad, s, c, res), f, file.Size, off, n, t, w, res)
 	log.Info("file sent", "bytes", t.Bytes(), "verified", res.Verified, "err", res.Err)
 	return t.finish(res), res.Err
@@ -404,7 +446,7 @@ func (a *App) Request(ctx context.Context, m *jingle.Manager, peer jid.JID, want
 		a.abort(in, res)
 		return t.finish(res), res.Err
 	}
-	res.Err = a.receiveData(ctx, s, c, ladderConnect(lad, s, c, res), in, want.HashValues(), len(want.Algos()) > 0, t, w, res)
+	res.Err = a.receiveData(ctx, s, c, ladderConnect(lad, s, c, res), in, want.HashValues(), len(want.Algos()) > 0, false, t, w, res)
 	return t.finish(res), res.Err
 }
 
@@ -455,23 +497,27 @@ func (a *App) receiveOffer(ctx context.Context, s *jingle.Session, c *jingle.Con
 		a.terminate(s, jingle.ReasonMediaError, "file too large", "file-too-large")
 		return
 	}
-	offer := &Offer{Peer: s.Peer(), SID: s.SID(), Content: c.Name, File: f, Name: SanitizeName(f.Name), Size: size}
-	ok := false
-	if a.policy != nil {
+	offer := &Offer{Peer: s.Peer(), SID: s.SID(), Content: c.Name, File: f, Name: a.store.StoredName(f.Name), Size: size}
+	var dec Decision
+	if a.decide != nil {
 		var err error
 		// The policy may ask a user: stop asking when the session ends
 		// (the Manager's session timeout, or the peer cancelled).
 		pctx, cancel := sessionContext(ctx, s)
-		ok, err = a.policy(pctx, offer)
+		dec, err = a.decide(pctx, offer)
 		cancel()
 		if err != nil {
 			log.Info("accept policy failed", "err", err)
-			ok = false
+			dec = Decision{}
 		}
 	}
-	if !ok {
+	if !dec.Accept {
 		log.Info("offer declined", "name", offer.Name)
 		a.terminate(s, jingle.ReasonDecline, "")
+		return
+	}
+	if dec.Range != nil {
+		a.receiveRange(ctx, s, c, f, size, *dec.Range, log)
 		return
 	}
 	in, off, err := a.store.CreateResumable(s.Peer(), f, append([]string{AlgoSHA1}, f.Algos()...)...)
@@ -488,6 +534,7 @@ func (a *App) receiveOffer(ctx context.Context, s *jingle.Session, c *jingle.Con
 		log.Info("resuming", "offset", off, "size", size)
 	}
 	t := newTransfer(Incoming, s.Peer(), s.SID(), f.Name, size)
+	t.setOffset(off)
 	res := &Result{Name: in.Name(), Size: size, Offset: off}
 	a.notify(t)
 	w := a.watch(s, c.Name)
@@ -500,9 +547,70 @@ func (a *App) receiveOffer(ctx context.Context, s *jingle.Session, c *jingle.Con
 		return
 	}
 	log.Info("offer accepted", "name", offer.Name, "size", size)
-	res.Err = a.receiveData(ctx, s, c, follow(c, res), in, f.HashValues(), len(f.Algos()) > 0, t, w, res)
+	res.Err = a.receiveData(ctx, s, c, follow(c, res), in, f.HashValues(), len(f.Algos()) > 0, false, t, w, res)
 	log.Info("file received", "path", res.Path, "bytes", t.Bytes(), "verified", res.Verified, "note", res.VerifyNote, "err", res.Err)
 	t.finish(res)
+}
+
+// receiveRange receives the byte range r of an offered file (Decision.Range,
+// XEP-0234 §6.4) into "<name>.range-<offset>-<end>".
+func (a *App) receiveRange(ctx context.Context, s *jingle.Session, c *jingle.Content, f File, size int64, r Range, log *slog.Logger) {
+	off, n, err := wantRange(r, size)
+	t := newTransfer(Incoming, s.Peer(), s.SID(), f.Name, size)
+	t.setOffset(off)
+	res := &Result{Name: a.store.StoredName(f.Name), Size: size, Offset: off}
+	if err != nil {
+		a.notify(t)
+		log.Info("bad range asked for", "err", err)
+		a.terminate(s, jingle.ReasonFailedApplication, "bad range")
+		res.Err = fmt.Errorf("filetransfer: receive %s: %w", res.Name, err)
+		t.finish(res)
+		return
+	}
+	in, err := a.store.Create(fmt.Sprintf("%s.range-%d-%d", f.Name, off, off+n), n)
+	if err != nil {
+		a.notify(t)
+		log.Warn("cannot store file", "err", err)
+		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")
+		res.Err = err
+		t.finish(res)
+		return
+	}
+	// §6.1 (Example 3): the session-accept names the range. An explicit
+	// length, so that the sender cannot guess it differently.
+	af := f
+	af.Range = &Range{Offset: off, Length: n}
+	c.SetAcceptDescription(Description{File: af}.Element())
+	res.Name = in.Name()
+	a.notify(t)
+	w := a.watch(s, c.Name)
+	defer w.close()
+	if err := s.Accept(ctx); err != nil {
+		res.Err = fmt.Errorf("filetransfer: accept %s: %w", res.Name, err)
+		a.abort(in, res)
+		a.terminate(s, jingle.ReasonFailedTransport, "")
+		t.finish(res)
+		return
+	}
+	log.Info("offer accepted for a byte range", "name", res.Name, "offset", off, "length", n)
+	res.Err = a.receiveData(ctx, s, c, follow(c, res), in, nil, true, true, t, w, res)
+	log.Info("byte range received", "path", res.Path, "bytes", t.Bytes(), "err", res.Err)
+	t.finish(res)
+}
+
+// wantRange checks a range a receiver asks for against the offered size
+// (-1: unknown) and returns the offset and the length.
+func wantRange(r Range, size int64) (off, n int64, err error) {
+	if r.Offset < 0 || r.Length < 0 {
+		return 0, 0, fmt.Errorf("range %d+%d: %w", r.Offset, r.Length, ErrBadRange)
+	}
+	if size < 0 {
+		if r.Length == 0 {
+			return 0, 0, fmt.Errorf("range from %d of a file of unknown size needs a length: %w", r.Offset, ErrBadRange)
+		}
+		return r.Offset, r.Length, nil
+	}
+	return rangeOf(&r, size)
 }
 
 // serveRequest handles an incoming File Request (§6.2).
@@ -546,6 +654,7 @@ func (a *App) serveRequest(ctx context.Context, s *jingle.Session, c *jingle.Con
 		name = filepath.Base(path)
 	}
 	t := newTransfer(Outgoing, s.Peer(), s.SID(), name, fi.Size())
+	t.setOffset(off)
 	res := &Result{Name: name, Path: path, Size: fi.Size(), Offset: off}
 	a.notify(t)
 	w := a.watch(s, c.Name)
@@ -713,8 +822,10 @@ func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content
 
 // receiveData is the File Receiver's part once the session is active.
 // offered are the hash values of the offer; announced tells whether the
-// offer named an algorithm (a checksum is then worth waiting for longer).
-func (a *App) receiveData(ctx context.Context, s *jingle.Session, c *jingle.Content, connect func(context.Context) (net.Conn, error), in *IncomingFile, offered []Hash, announced bool, t *Transfer, w *watcher, res *Result) (err error) {
+// offer named an algorithm (a checksum is then worth waiting for longer);
+// ranged tells that in holds a byte range (Decision.Range): its size is
+// checked, not its hash.
+func (a *App) receiveData(ctx context.Context, s *jingle.Session, c *jingle.Content, connect func(context.Context) (net.Conn, error), in *IncomingFile, offered []Hash, announced, ranged bool, t *Transfer, w *watcher, res *Result) (err error) {
 	defer func() {
 		if err != nil {
 			a.abort(in, res)
@@ -818,7 +929,14 @@ wait:
 	if sum, ok := in.h.Sum(AlgoSHA256); ok {
 		res.SHA256 = hex.EncodeToString(sum.Value)
 	}
-	v, err := in.Verify(want())
+	var v Verification
+	if ranged {
+		// The sender's checksum is the whole file's: it cannot match a
+		// part of it. The size was checked above (and by Commit).
+		v.Note = VerifyNoteRange
+	} else {
+		v, err = in.Verify(want())
+	}
 	if err != nil {
 		in.DropResume()
 		if errors.Is(err, ErrHashMismatch) {
@@ -831,7 +949,7 @@ wait:
 		return fmt.Errorf("filetransfer: receive %s: %w", in.Name(), err)
 	}
 	res.Verified, res.VerifyNote = v.Verified, v.Note
-	if !v.Verified && a.requireHash {
+	if !v.Verified && a.requireHash && !ranged {
 		a.terminate(s, jingle.ReasonSecurityError, "no usable hash")
 		return fmt.Errorf("filetransfer: receive %s: %s: %w", in.Name(), v.Note, ErrNoHash)
 	}
@@ -840,7 +958,7 @@ wait:
 		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")
 		return err
 	}
-	res.Path, res.Name = path, filepath.Base(path)
+	res.Path, res.Name = path, a.store.Rel(path)
 	// §8.1 received, then §6.6 the receiver ends the session.
 	select {
 	case <-w.ended:

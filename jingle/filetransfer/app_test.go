@@ -175,12 +175,12 @@ func TestPushHostileName(t *testing.T) {
 			t.Fatalf("%q: %v", name, err)
 		}
 		_, rr := bob.next(t)
-		if rr.Err != nil || filepath.Dir(rr.Path) != bob.store.Dir {
+		if rr.Err != nil || !insideDir(t, bob.store.Dir, rr.Path) || rr.Path != filepath.Join(bob.store.Dir, filepath.FromSlash(SanitizePath(name))) {
 			t.Fatalf("%q stored at %q (%v)", name, rr.Path, rr.Err)
 		}
 		alice.next(t)
 	}
-	if got := dirNames(t, bob.store.Dir); len(got) != 6 {
+	if got := regularFiles(t, bob.store.Dir); len(got) != 6 {
 		t.Fatalf("store holds %v", got)
 	}
 }

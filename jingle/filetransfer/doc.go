@@ -41,5 +41,14 @@
 // of the file for hashing only, and its checksum carries the whole file's
 // hash. Result.Offset is where the sent data started, Result.Bytes what
 // crossed the wire. A range outside the file is refused (ErrBadRange,
-// failed-application). Requesting a range with Request is not supported.
+// failed-application). A receiver asks for a byte range of an offered file
+// with an accept decision (WithAcceptDecision, Decision.Range): the bytes
+// are stored as "<name>.range-<offset>-<end>", checked by size (the whole
+// file's hash cannot be checked; Verified is false with VerifyNote
+// "byte range"). Requesting a range with Request is not supported.
+//
+// Folders: a name with "/" separators ("photos/2024/a.jpg") is stored under
+// its relative path inside the Store's Dir (SanitizePath, os.Root: no
+// component and no symbolic link leads out of Dir), or flat with
+// Store.Flat. Send offers whatever SendOptions.Name says.
 package filetransfer

@@ -24,6 +24,18 @@ func ExampleSanitizeName() {
 	// file
 }
 
+func ExampleSanitizePath() {
+	for _, name := range []string{"photos/2024/a.jpg", "../../etc/passwd", "a/../../x", `..\..\x`, "/abs/.git/config"} {
+		fmt.Println(SanitizePath(name))
+	}
+	// Output:
+	// photos/2024/a.jpg
+	// etc/passwd
+	// a/x
+	// x
+	// abs/git/config
+}
+
 func ExampleDescription_Element() {
 	d := Description{File: File{
 		Name:      "test.txt",

@@ -155,7 +155,7 @@ func (h *hostileBed) files() (outside, inside []string) {
 		if strings.HasPrefix(rel, "..") {
 			outside = append(outside, p)
 		} else {
-			inside = append(inside, rel)
+			inside = append(inside, filepath.ToSlash(rel))
 		}
 		return nil
 	})
@@ -207,11 +207,44 @@ func TestHostilePeer(t *testing.T) {
 				t.Fatal(err)
 			}
 			res := <-h.results
-			if res.Err != nil || !res.Verified || filepath.Dir(res.Path) != h.dir || filepath.Base(res.Path) != "passwd" {
-				t.Fatalf("result %+v: want a verified file named passwd inside the dir", res)
+			// ".." components are dropped, never resolved.
+			if res.Err != nil || !res.Verified || res.Path != filepath.Join(h.dir, "etc", "passwd") || res.Name != "etc/passwd" {
+				t.Fatalf("result %+v: want a verified file etc/passwd inside the dir", res)
 			}
 			h.expect(jingle.ActionSessionTerminate)
-		}, []string{"passwd"}},
+		}, []string{"etc", "etc/passwd"}},
+		{"nested name through a planted link to the outside", func(t *testing.T, h *hostileBed) {
+			// Someone planted inbox/evil -> the dir's parent.
+			if err := os.Symlink(h.root, filepath.Join(h.dir, "evil")); err != nil {
+				t.Fatal(err)
+			}
+			h.started("s9", `evil/..\../x/pwn`, int64(len(payload)), sum[:])
+			if err := h.data("s9", 0, enc64(payload)); err != nil {
+				t.Fatal(err)
+			}
+			res := <-h.results
+			if res.Err != nil || res.Path != filepath.Join(h.dir, "evil (1)", "x", "pwn") {
+				t.Fatalf("result %+v: want the file under \"evil (1)/x\"", res)
+			}
+			h.expect(jingle.ActionSessionTerminate)
+		}, []string{"evil", "evil (1)", "evil (1)/x", "evil (1)/x/pwn"}},
+		{"1000 nested directories", func(t *testing.T, h *hostileBed) {
+			h.started("s10", strings.Repeat("d/", 1000)+"deep", int64(len(payload)), sum[:])
+			if err := h.data("s10", 0, enc64(payload)); err != nil {
+				t.Fatal(err)
+			}
+			res := <-h.results
+			if res.Err != nil || res.Name != strings.Repeat("d/", MaxDepth)+"deep" {
+				t.Fatalf("result %+v: want %d levels", res, MaxDepth)
+			}
+			h.expect(jingle.ActionSessionTerminate)
+		}, func() []string {
+			var w []string
+			for i := 1; i <= MaxDepth; i++ {
+				w = append(w, strings.TrimSuffix(strings.Repeat("d/", i), "/"))
+			}
+			return append(w, strings.Repeat("d/", MaxDepth)+"deep")
+		}()},
 		{"size lie (more bytes than offered)", func(t *testing.T, h *hostileBed) {
 			h.started("s2", "lie.bin", 4, nil)
 			h.data("s2", 0, enc64(payload)) // 31 bytes for an offer of 4

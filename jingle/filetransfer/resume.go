@@ -176,7 +176,7 @@ func (s *Store) openResumable(peer jid.JID, f File, size int64, part string, alg
 	}
 	want.Written = off
 	in := &IncomingFile{
-		store: s, name: SanitizeName(f.Name), size: size, tmp: part, f: fh, h: h, n: off, offset: off,
+		store: s, name: s.StoredName(f.Name), size: size, tmp: part, f: fh, h: h, n: off, offset: off,
 		res: &resumable{side: side, state: want, synced: off, keep: true},
 	}
 	if err := in.writeSidecar(); err != nil {

@@ -329,3 +329,44 @@ func FuzzParseSidecar(f *testing.F) {
 		}
 	})
 }
+
+// TestResumeNested: the resume state of a file in a folder is keyed by its
+// whole relative name (two folders' x.bin never share a part file) and the
+// resumed file is committed under its relative path.
+func TestResumeNested(t *testing.T) {
+	peer := jid.MustParse("alice@example.test/a")
+	date := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	fa := File{Name: "d/x.bin", Size: 10, HasSize: true, Date: date, Range: &Range{}}
+	fb := fa
+	fb.Name = "e/x.bin"
+	dir := t.TempDir()
+	st := &Store{Dir: dir, Resume: true}
+	in, off, err := st.CreateResumable(peer, fa)
+	if err != nil || off != 0 || in.Name() != "d/x.bin" || filepath.Dir(in.TempPath()) != dir {
+		t.Fatal(in.Name(), off, err)
+	}
+	in.Write([]byte("01234"))
+	in.Abort()
+	// The other folder's x.bin does not resume d/x.bin's data.
+	in, off, err = st.CreateResumable(peer, fb)
+	if err != nil || off != 0 {
+		t.Fatal(off, err)
+	}
+	in.DropResume()
+	in.Abort()
+	in, off, err = st.CreateResumable(peer, fa)
+	if err != nil || off != 5 {
+		t.Fatal(off, err)
+	}
+	in.Write([]byte("56789"))
+	p, err := in.Commit()
+	if err != nil || p != filepath.Join(dir, "d", "x.bin") {
+		t.Fatal(p, err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "0123456789" {
+		t.Fatalf("content %q", b)
+	}
+	if names := resumeFiles(t, dir); len(names) != 0 {
+		t.Fatalf("left %v", names)
+	}
+}

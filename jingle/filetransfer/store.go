@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -21,6 +22,14 @@ import (
 // of common file systems).
 const MaxNameLen = 255
 
+// MaxDepth is the deepest directory nesting the Store creates for a name
+// with "/" separators (see SanitizePath): deeper directories are dropped.
+const MaxDepth = 32
+
+// MaxPathLen bounds the length in bytes of a relative path the Store
+// writes under its Dir (see SanitizePath).
+const MaxPathLen = 1024
+
 // maxCollisions bounds the "name (n).ext" search.
 const maxCollisions = 10000
 
@@ -32,8 +41,15 @@ const (
 
 // Store receives files into one directory, safely:
 //
-//   - Names a peer sends are sanitised (SanitizeName): nothing is ever
-//     written outside Dir.
+//   - Names a peer sends are sanitised: nothing is ever written outside
+//     Dir. A name with "/" (or "\") separators, as a folder transfer sends
+//     ("photos/2024/a.jpg"), keeps its relative path: each component is
+//     sanitised (SanitizePath), and the subdirectories are created with
+//     an os.Root on Dir, so that no symbolic link (planted in Dir by anyone)
+//     leads a write out of Dir; a directory component that exists as
+//     something other than a real directory (a file, a symlink) becomes
+//     "name (1)", .... With Flat, only the last element is kept
+//     (SanitizeName) and every file lands directly in Dir.
 //   - Data goes to a temporary file ".xjingle-<random>.part" in Dir,
 //     created exclusively with mode 0600.
 //   - The file appears under its final name only in Commit, after the
@@ -48,6 +64,10 @@ const (
 type Store struct {
 	// Dir is the directory files are received into; it must exist.
 	Dir string
+	// Flat stores every file directly in Dir under the last element of its
+	// name, ignoring the directories a peer names (see SanitizeName).
+	// Without it a relative path is kept (see SanitizePath).
+	Flat bool
 	// KeepPartial keeps failed transfers as "<name>.failed" instead of
 	// removing them.
 	KeepPartial bool
@@ -67,7 +87,7 @@ type Store struct {
 // not safe for concurrent writes.
 type IncomingFile struct {
 	store *Store
-	name  string // sanitised final name
+	name  string // sanitised final name: a relative, slash-separated path
 	size  int64  // announced size, -1 if unknown
 	tmp   string // path of the temporary file
 	f     *os.File
@@ -112,14 +132,33 @@ func (s *Store) Create(name string, size int64, algos ...string) (*IncomingFile,
 		}
 	}
 	return &IncomingFile{
-		store: s, name: SanitizeName(name), size: size, tmp: tmp, f: f,
+		store: s, name: s.StoredName(name), size: size, tmp: tmp, f: f,
 		h: NewHasher(append([]string{AlgoSHA256}, algos...)...),
 	}, nil
 }
 
 // Name is the sanitised name the file will be committed under (before any
-// collision suffix).
+// collision suffix), relative to the Store's Dir with "/" separators.
 func (in *IncomingFile) Name() string { return in.name }
+
+// StoredName is the sanitised relative path (with "/" separators) a file
+// the peer calls name is stored under, before any collision suffix:
+// SanitizeName(name) with Flat, else SanitizePath(name).
+func (s *Store) StoredName(name string) string {
+	if s.Flat {
+		return SanitizeName(name)
+	}
+	return SanitizePath(name)
+}
+
+// Rel returns the path of a file of the Store (as Commit returns it)
+// relative to Dir, with "/" separators.
+func (s *Store) Rel(p string) string {
+	if r, err := filepath.Rel(s.Dir, p); err == nil {
+		return filepath.ToSlash(r)
+	}
+	return filepath.Base(p)
+}
 
 // TempPath is the path of the temporary file.
 func (in *IncomingFile) TempPath() string { return in.tmp }
@@ -199,7 +238,7 @@ func (in *IncomingFile) Commit() (string, error) {
 	if err := in.f.Close(); err != nil {
 		return "", fmt.Errorf("filetransfer: commit %s: close: %w", in.name, err)
 	}
-	path, err := placeUnique(in.store.Dir, in.tmp, in.name, "")
+	path, err := in.store.place(in.tmp, in.name, "")
 	if err != nil {
 		// Keep the state consistent: the temp file is closed; Abort
 		// only removes or renames it.
@@ -208,7 +247,6 @@ func (in *IncomingFile) Commit() (string, error) {
 	}
 	in.done = true
 	in.release(true)
-	syncDir(in.store.Dir)
 	return path, nil
 }
 
@@ -234,7 +272,7 @@ func (in *IncomingFile) Abort() (string, error) {
 		in.f.Close()
 	}
 	if in.store.KeepPartial {
-		path, err := placeUnique(in.store.Dir, in.tmp, in.name, ".failed")
+		path, err := in.store.place(in.tmp, in.name, ".failed")
 		if err == nil {
 			return path, nil
 		}
@@ -247,24 +285,78 @@ func (in *IncomingFile) Abort() (string, error) {
 	return "", nil
 }
 
-// placeUnique gives the file at tmp the name name+suffix in dir, or
+// place gives the temporary file tmp (in Dir) its final name rel+suffix
+// (rel: a sanitised relative path, see StoredName), creating the
+// directories of rel, never replacing an existing file, and returns the
+// final path. Every step goes through an os.Root on Dir: no symbolic link,
+// wherever it was planted, takes a step out of Dir.
+func (s *Store) place(tmp, rel, suffix string) (string, error) {
+	root, err := os.OpenRoot(s.Dir)
+	if err != nil {
+		return "", fmt.Errorf("open %s: %w", s.Dir, err)
+	}
+	defer root.Close()
+	dir, name := path.Split(rel)
+	if dir != "" {
+		if dir, err = makeDirs(root, strings.Split(strings.TrimSuffix(dir, "/"), "/")); err != nil {
+			return "", err
+		}
+	}
+	final, err := placeUnique(root, filepath.Base(tmp), dir, name, suffix)
+	if err != nil {
+		return "", err
+	}
+	syncDir(root, dir)
+	return filepath.Join(s.Dir, filepath.FromSlash(final)), nil
+}
+
+// makeDirs creates the directories comps (sanitised names) under root, one
+// level at a time, and returns the relative path of the deepest. A
+// component that exists as anything but a real directory (a regular file,
+// a symbolic link even to a directory inside root) is not used: the first
+// free "name (n)" is created instead, so that files of one folder land
+// together.
+func makeDirs(root *os.Root, comps []string) (string, error) {
+	cur := ""
+	for _, c := range comps {
+		found := false
+		for i := 0; i < maxCollisions && !found; i++ {
+			p := path.Join(cur, candidateName(c, "", "", i))
+			err := root.Mkdir(p, 0o700)
+			if err != nil && !errors.Is(err, fs.ErrExist) {
+				return "", fmt.Errorf("create directory %s: %w", p, err)
+			}
+			if fi, err := root.Lstat(p); err == nil && fi.IsDir() {
+				cur, found = p, true
+			}
+		}
+		if !found {
+			return "", fmt.Errorf("no free directory name for %s after %d tries", c, maxCollisions)
+		}
+	}
+	return cur, nil
+}
+
+// placeUnique gives the file at tmp (relative to root) the name
+// name+suffix in dir (relative to root, "" for root itself), or
 // "stem (n)ext"+suffix for the first n that does not exist, without ever
-// replacing an existing file, and removes tmp.
-func placeUnique(dir, tmp, name, suffix string) (string, error) {
+// replacing an existing file, and removes tmp. It returns the path relative
+// to root.
+func placeUnique(root *os.Root, tmp, dir, name, suffix string) (string, error) {
 	stem, ext := splitExt(name)
 	linkOK := true
 	for i := 0; i < maxCollisions; i++ {
 		cand := candidateName(stem, ext, suffix, i)
-		path := filepath.Join(dir, cand)
+		p := path.Join(dir, cand)
 		if linkOK {
 			// A hard link fails with EEXIST if the name is taken: the
 			// check and the creation are one atomic step.
-			err := os.Link(tmp, path)
+			err := root.Link(tmp, p)
 			if err == nil {
-				if err := os.Remove(tmp); err != nil {
-					return path, fmt.Errorf("remove temporary file: %w", err)
+				if err := root.Remove(tmp); err != nil {
+					return p, fmt.Errorf("remove temporary file: %w", err)
 				}
-				return path, nil
+				return p, nil
 			}
 			if errors.Is(err, fs.ErrExist) {
 				continue
@@ -273,19 +365,19 @@ func placeUnique(dir, tmp, name, suffix string) (string, error) {
 			// placeholder, then rename over our own placeholder.
 			linkOK = false
 		}
-		ph, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		ph, err := root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("create %s: %w", cand, err)
+			return "", fmt.Errorf("create %s: %w", p, err)
 		}
 		ph.Close()
-		if err := os.Rename(tmp, path); err != nil {
-			os.Remove(path)
-			return "", fmt.Errorf("rename to %s: %w", cand, err)
+		if err := root.Rename(tmp, p); err != nil {
+			root.Remove(p)
+			return "", fmt.Errorf("rename to %s: %w", p, err)
 		}
-		return path, nil
+		return p, nil
 	}
 	return "", fmt.Errorf("no free name for %s after %d tries", name, maxCollisions)
 }
@@ -392,12 +484,68 @@ func SanitizeName(name string) string {
 	return name
 }
 
-// syncDir makes a rename durable where the OS supports syncing a directory.
-func syncDir(dir string) {
+// SanitizePath turns a name a peer sent into a safe relative path with "/"
+// separators, for a file that keeps its place in a folder (XEP-0234 §12:
+// the receiver must not trust the name):
+//
+//   - both "/" and "\" separate components; a leading separator (an
+//     absolute path) and the "\\" of a UNC path are dropped with the
+//     empty components;
+//   - ".", ".." and other components of only dots and spaces are dropped,
+//     never resolved ("a/../../x" → "a/x", "../x" → "x");
+//   - every other component is sanitised like a file name (SanitizeName:
+//     no hidden names, no control or Windows-forbidden characters, no
+//     device names, at most MaxNameLen bytes);
+//   - at most MaxDepth directories are kept, and only as many as fit in
+//     MaxPathLen bytes together with the file name: the deeper ones are
+//     dropped (the file lands in the deepest directory kept);
+//   - an empty result is "file".
+//
+// The result never starts with "/" and has no "." or ".." component; it is
+// still a plain string: a Store creates the directories without following
+// symbolic links out of its Dir.
+//
+// A deliberate deviation: XEP-0234 §5 (<name/>) says a name SHOULD NOT
+// contain directory structure and §12 that a receiver SHOULD escape path
+// separators. We keep them as folders (what a folder transfer needs), with
+// the dangers of §12 (absolute paths, "../") removed component by
+// component; Store.Flat follows the XEP's letter (SanitizeName).
+func SanitizePath(name string) string {
+	name = strings.ToValidUTF8(name, "_")
+	parts := strings.FieldsFunc(name, func(r rune) bool { return r == '/' || r == '\\' })
+	keep := parts[:0]
+	for _, p := range parts {
+		if strings.Trim(p, ". ") != "" {
+			keep = append(keep, p)
+		}
+	}
+	if len(keep) == 0 {
+		return "file"
+	}
+	file := SanitizeName(keep[len(keep)-1])
+	var out []string
+	total := len(file)
+	for _, d := range keep[:len(keep)-1] {
+		c := SanitizeName(d)
+		if len(out) >= MaxDepth || total+len(c)+1 > MaxPathLen {
+			break
+		}
+		out = append(out, c)
+		total += len(c) + 1
+	}
+	return strings.Join(append(out, file), "/")
+}
+
+// syncDir makes a rename in dir (relative to root) durable where the OS
+// supports syncing a directory.
+func syncDir(root *os.Root, dir string) {
 	if runtime.GOOS == "windows" {
 		return
 	}
-	if d, err := os.Open(dir); err == nil {
+	if dir == "" {
+		dir = "."
+	}
+	if d, err := root.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -86,7 +88,7 @@ func dirNames(t *testing.T, dir string) []string {
 
 func TestStoreCommit(t *testing.T) {
 	dir := t.TempDir()
-	st := &Store{Dir: dir}
+	st := &Store{Dir: dir, Flat: true}
 	data := []byte("hello, world")
 	in, err := st.Create("../../etc/hello.txt", int64(len(data)))
 	if err != nil {
@@ -256,34 +258,287 @@ func TestStoreMaxSize(t *testing.T) {
 }
 
 func TestStoreHostileNames(t *testing.T) {
+	hostile := []string{"../../etc/passwd", "/abs/path", "a/../../b", "..", `C:\x`, "CON", "\x00evil",
+		"../in/../x", "ünï/../../cödé", "...", "./.", `\\server\share\f`, "a:b", strings.Repeat("../", 100),
+		"../x", "/etc/passwd", "a/./b", `..\..\x`, strings.Repeat("d/", 1000) + "deep"}
+	for _, flat := range []bool{true, false} {
+		t.Run(fmt.Sprintf("flat=%v", flat), func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, "in")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			st := &Store{Dir: dir, Flat: flat}
+			for _, name := range hostile {
+				in, err := st.Create(name, 1)
+				if err != nil {
+					t.Fatalf("%q: %v", name, err)
+				}
+				in.Write([]byte{'x'})
+				path, err := in.Commit()
+				if err != nil {
+					t.Fatalf("%q: %v", name, err)
+				}
+				if !insideDir(t, dir, path) || (flat && filepath.Dir(path) != dir) {
+					t.Fatalf("%q committed outside the store: %s", name, path)
+				}
+			}
+			// Only the store directory has anything in it.
+			if names := dirNames(t, root); len(names) != 1 || names[0] != "in" {
+				t.Fatalf("root holds %v", names)
+			}
+			if files := regularFiles(t, dir); len(files) != len(hostile) {
+				t.Fatalf("store holds %v", files)
+			}
+		})
+	}
+}
+
+// insideDir reports whether p, with every symbolic link resolved, is inside
+// dir.
+func insideDir(t *testing.T, dir, p string) bool {
+	t.Helper()
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		t.Fatalf("resolve %s: %v", p, err)
+	}
+	rdir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(rdir, real)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel)
+}
+
+// regularFiles lists the regular files under dir (relative, with "/").
+func regularFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestSanitizePath(t *testing.T) {
+	deep := strings.Repeat("d/", MaxDepth) + "deep.txt"
+	comp := strings.Repeat("c", 200)
+	long := strings.Repeat(comp+"/", 10) + "f"
+	for in, want := range map[string]string{
+		"dir/sub/x.txt":                         "dir/sub/x.txt",
+		"x.txt":                                 "x.txt",
+		"../x":                                  "x",
+		"a/../../x":                             "a/x",
+		"/etc/passwd":                           "etc/passwd",
+		"a/./b":                                 "a/b",
+		`..\..\x`:                               "x",
+		`a\b/c`:                                 "a/b/c",
+		`C:\win\x.ini`:                          "C_/win/x.ini",
+		`\\server\share\f`:                      "server/share/f",
+		".git/config":                           "git/config",
+		"a/CON/b":                               "a/_CON/b",
+		"a//b///c":                              "a/b/c",
+		"a/.../ /b":                             "a/b",
+		"dir/":                                  "dir",
+		"/":                                     "file",
+		"..":                                    "file",
+		"":                                      "file",
+		"a/\x00/b":                              "a/_/b",
+		"e\u202Evil/x":                          "e_vil/x",
+		"bad\xff/x":                             "bad_/x",
+		strings.Repeat("d/", 1000) + "deep.txt": deep,
+		long:                                    strings.Repeat(comp+"/", 5) + "f", // 5*201+1 <= MaxPathLen
+	} {
+		if got := SanitizePath(in); got != want {
+			t.Errorf("SanitizePath(%.60q) = %.60q, want %.60q", in, got, want)
+		}
+	}
+}
+
+// FuzzSanitizePath checks the invariants of SanitizePath for any input.
+func FuzzSanitizePath(f *testing.F) {
+	for _, s := range []string{"a/../../b", `..\..\x`, "/etc/passwd", "a/./b", strings.Repeat("d/", 100) + "x", "", "\x00/\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		p := SanitizePath(in)
+		if p == "" || strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\\x00") || !utf8.ValidString(p) || len(p) > MaxPathLen+MaxNameLen {
+			t.Fatalf("SanitizePath(%q) = %q", in, p)
+		}
+		comps := strings.Split(p, "/")
+		if len(comps) > MaxDepth+1 {
+			t.Fatalf("SanitizePath(%q) = %q: %d components", in, p, len(comps))
+		}
+		for _, c := range comps {
+			if c != SanitizeName(c) || c == "." || c == ".." {
+				t.Fatalf("SanitizePath(%q) = %q: component %q", in, p, c)
+			}
+		}
+		if path.Clean(p) != p {
+			t.Fatalf("SanitizePath(%q) = %q is not clean", in, p)
+		}
+	})
+}
+
+// TestStoreNested: names with directories land in subdirectories of Dir,
+// created without following symbolic links out of Dir; a directory name
+// taken by a file or a link becomes "name (1)"; nothing is written outside.
+func TestStoreNested(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "in")
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	outside := filepath.Join(root, "outside")
+	for _, d := range []string{dir, outside} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Planted in the download dir: links out (absolute and relative), a
+	// link to a directory inside, and a regular file.
+	if err := os.Symlink(outside, filepath.Join(dir, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../outside", filepath.Join(dir, "rel")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "real"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(dir, "inner")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "file.txt"), []byte("original"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	st := &Store{Dir: dir}
-	hostile := []string{"../../etc/passwd", "/abs/path", "a/../../b", "..", `C:\x`, "CON", "\x00evil",
-		"../in/../x", "ünï/../../cödé", "...", "./.", `\\server\share\f`, "a:b", strings.Repeat("../", 100)}
-	for _, name := range hostile {
-		in, err := st.Create(name, 1)
+	for _, tc := range []struct{ name, want string }{
+		{"dir/sub/x.txt", "dir/sub/x.txt"},
+		{"dir/sub/x.txt", "dir/sub/x (1).txt"}, // collision of the file
+		{"dir/y.txt", "dir/y.txt"},             // next to an existing subdirectory
+		{"../x", "x"},
+		{"a/../../x", "a/x"},
+		{"/etc/passwd", "etc/passwd"},
+		{"a/./b", "a/b"},
+		{`..\..\z`, "z"},
+		{"evil/pwn.txt", "evil (1)/pwn.txt"},
+		{"evil/deeper/pwn.txt", "evil (1)/deeper/pwn.txt"},
+		{"rel/pwn.txt", "rel (1)/pwn.txt"},
+		{"inner/x.txt", "inner (1)/x.txt"},
+		{"file.txt/inner.txt", "file.txt (1)/inner.txt"},
+		{strings.Repeat("d/", 1000) + "deep.txt", strings.Repeat("d/", MaxDepth) + "deep.txt"},
+	} {
+		in, err := st.Create(tc.name, 3)
 		if err != nil {
-			t.Fatalf("%q: %v", name, err)
+			t.Fatalf("%.40q: %v", tc.name, err)
 		}
-		in.Write([]byte{'x'})
-		path, err := in.Commit()
+		if in.Name() != SanitizePath(tc.name) {
+			t.Errorf("%.40q: Name %q", tc.name, in.Name())
+		}
+		if filepath.Dir(in.TempPath()) != dir {
+			t.Errorf("%.40q: temporary file %s not in the dir", tc.name, in.TempPath())
+		}
+		in.Write([]byte("abc"))
+		p, err := in.Commit()
 		if err != nil {
-			t.Fatalf("%q: %v", name, err)
+			t.Fatalf("%.40q: %v", tc.name, err)
 		}
-		if filepath.Dir(path) != dir {
-			t.Fatalf("%q committed outside the store: %s", name, path)
+		if p != filepath.Join(dir, filepath.FromSlash(tc.want)) {
+			t.Errorf("%.40q stored at %s, want %s", tc.name, p, tc.want)
+		}
+		if !insideDir(t, dir, p) {
+			t.Errorf("%.40q escaped to %s", tc.name, p)
+		}
+		if st.Rel(p) != tc.want {
+			t.Errorf("Rel(%s) = %q", p, st.Rel(p))
+		}
+		if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v", p, fi, err)
 		}
 	}
-	// Only the store directory has anything in it.
-	if names := dirNames(t, root); len(names) != 1 || names[0] != "in" {
-		t.Fatalf("root holds %v", names)
+	// Nothing outside: the link targets are untouched, the file too.
+	if names := dirNames(t, outside); len(names) != 0 {
+		t.Errorf("written outside the dir: %v", names)
 	}
-	if names := dirNames(t, dir); len(names) != len(hostile) {
-		t.Fatalf("store holds %v", names)
+	if names := dirNames(t, root); len(names) != 2 {
+		t.Errorf("root holds %v", names)
+	}
+	if names := dirNames(t, filepath.Join(dir, "real")); len(names) != 0 {
+		t.Errorf("written through the inner link: %v", names)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "file.txt")); string(b) != "original" {
+		t.Errorf("file.txt now holds %q", b)
+	}
+	for _, l := range []string{"evil", "rel", "inner"} {
+		if fi, err := os.Lstat(filepath.Join(dir, l)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("link %s replaced: %v %v", l, fi, err)
+		}
+	}
+	// No temporary files left.
+	for _, f := range regularFiles(t, dir) {
+		if strings.Contains(f, tempPrefix) {
+			t.Errorf("left over: %s", f)
+		}
+	}
+
+	// KeepPartial keeps a failed nested file next to where it would have
+	// gone, still inside.
+	st.KeepPartial = true
+	in, _ := st.Create("evil/broken.bin", 10)
+	in.Write([]byte("abc"))
+	kept, err := in.Abort()
+	if err != nil || kept != filepath.Join(dir, "evil (1)", "broken.bin.failed") {
+		t.Fatalf("kept %q %v", kept, err)
+	}
+
+	// Flat ignores the directories.
+	fl := &Store{Dir: t.TempDir(), Flat: true}
+	in, _ = fl.Create("dir/sub/x.txt", 1)
+	in.Write([]byte{'x'})
+	if p, err := in.Commit(); err != nil || p != filepath.Join(fl.Dir, "x.txt") {
+		t.Fatalf("flat: %s %v", p, err)
+	}
+}
+
+// TestStoreLinkSwap: a directory of the path replaced by a link to the
+// outside between two files of a folder: the second file must not follow
+// it.
+func TestStoreLinkSwap(t *testing.T) {
+	root := t.TempDir()
+	dir, outside := filepath.Join(root, "in"), filepath.Join(root, "outside")
+	os.Mkdir(dir, 0o700)
+	os.Mkdir(outside, 0o700)
+	st := &Store{Dir: dir}
+	in, _ := st.Create("f/a.txt", 1)
+	in.Write([]byte{'a'})
+	if _, err := in.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "f")); err != nil {
+		t.Fatal(err)
+	}
+	in, _ = st.Create("f/b.txt", 1)
+	in.Write([]byte{'b'})
+	p, err := in.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p != filepath.Join(dir, "f (1)", "b.txt") || !insideDir(t, dir, p) {
+		t.Fatalf("stored at %s", p)
+	}
+	if names := dirNames(t, outside); len(names) != 0 {
+		t.Fatalf("written outside: %v", names)
 	}
 }
 

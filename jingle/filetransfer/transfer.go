@@ -30,7 +30,8 @@ func (d Direction) String() string {
 // Result is the outcome of one transfer; the CLI prints it as JSON.
 type Result struct {
 	// Name is the file name: the one offered (outgoing), or the name the
-	// file was stored under (incoming, the base of Path).
+	// file was stored under (incoming: Path relative to the Store's Dir,
+	// with "/" separators).
 	Name string `json:"name"`
 	// Path is where the file is: the local file sent, or the file
 	// received (empty if it was not committed; with Store.KeepPartial it
@@ -76,10 +77,11 @@ type Transfer struct {
 	dir   Direction
 	start time.Time
 
-	bytes atomic.Int64
-	done  chan struct{}
-	once  sync.Once
-	res   *Result
+	bytes  atomic.Int64
+	offset atomic.Int64
+	done   chan struct{}
+	once   sync.Once
+	res    *Result
 }
 
 func newTransfer(dir Direction, peer jid.JID, sid, name string, size int64) *Transfer {
@@ -89,11 +91,21 @@ func newTransfer(dir Direction, peer jid.JID, sid, name string, size int64) *Tra
 // Name is the file name (as offered; see Result.Name for the stored name).
 func (t *Transfer) Name() string { return t.name }
 
-// Size is the announced size in bytes, -1 if unknown.
+// Size is the announced size of the file in bytes, -1 if unknown (also for
+// a byte range: Offset+Bytes is the position in the file).
 func (t *Transfer) Size() int64 { return t.size }
 
 // Bytes is the number of bytes sent or received so far.
 func (t *Transfer) Bytes() int64 { return t.bytes.Load() }
+
+// Offset is where the data on the stream starts in the file: the bytes a
+// resumed transfer (or a byte range) does not move (XEP-0234 §6.4). It is
+// 0 for a whole file, and for an outgoing file it is known only once the
+// receiver accepted (it may change from 0 once). Bytes counts only what
+// crosses the stream: Offset+Bytes is the position in the file.
+func (t *Transfer) Offset() int64 { return t.offset.Load() }
+
+func (t *Transfer) setOffset(off int64) { t.offset.Store(off) }
 
 // Peer is the peer's full JID.
 func (t *Transfer) Peer() jid.JID { return t.peer }
