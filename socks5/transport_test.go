@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -399,10 +400,15 @@ type fakeProxy struct {
 	wg   sync.WaitGroup
 	// refuse makes activation fail.
 	refuse bool
+	// stallAfter, if positive, makes the relay pass on only that many
+	// bytes in each direction and then stop reading and writing (the
+	// stuck tail of Prosody 0.12's mod_proxy65 under epoll).
+	stallAfter int64
+	quit       chan struct{}
 }
 
 func newFakeProxy(t *testing.T, n *xjtest.Network) *fakeProxy {
-	fp := &fakeProxy{l: listen(t), sig: n.Add(proxyJ), byDA: map[string][]net.Conn{}}
+	fp := &fakeProxy{l: listen(t), sig: n.Add(proxyJ), byDA: map[string][]net.Conn{}, quit: make(chan struct{})}
 	fp.sig.HandleIQ(xml.Name{Space: NSBytestreams, Local: "query"}, fp.handle)
 	fp.wg.Add(1)
 	go func() {
@@ -429,6 +435,7 @@ func newFakeProxy(t *testing.T, n *xjtest.Network) *fakeProxy {
 		}
 	}()
 	t.Cleanup(func() {
+		close(fp.quit)
 		fp.l.Close()
 		fp.sig.Close()
 		fp.mu.Lock()
@@ -466,6 +473,11 @@ func (fp *fakeProxy) handle(iq *jingle.IQ, reply jingle.ReplyFunc) {
 	fp.mu.Unlock()
 	relay := func(dst, src net.Conn) {
 		defer fp.wg.Done()
+		if fp.stallAfter > 0 {
+			io.CopyN(dst, src, fp.stallAfter)
+			<-fp.quit // hold the rest, neither reading nor writing
+			return
+		}
 		io.Copy(dst, src)
 		dst.(*net.TCPConn).CloseWrite()
 	}
@@ -648,5 +660,83 @@ func TestLocalAddrsLoopback(t *testing.T) {
 	}
 	if _, err := localAddrs([]string{"no-such-if0"}); err == nil {
 		t.Error("unknown interface accepted")
+	}
+}
+
+// TestProxyStalledTail: a proxy that keeps the last 4 KiB of the stream
+// (Prosody 0.12's mod_proxy65 under epoll) makes the receiver's read hit
+// its deadline; the error says the proxy stalled and names it, and stays a
+// deadline error for callers that only know about those.
+func TestProxyStalledTail(t *testing.T) {
+	const size, tail = 256 << 10, 4 << 10
+	n := xjtest.NewNetwork()
+	fp := newFakeProxy(t, n)
+	fp.stallAfter = size - tail
+	fi := factory(t, WithoutDirect(), WithProxy(fp.streamHost()))
+	fr := factory(t, WithoutDirect(), WithProxy(fp.streamHost()))
+	p := newPairOn(t, n, fi, fr)
+	ci, cr, ei, er := p.negotiate(t)
+	if ei != nil || er != nil {
+		t.Fatalf("Conn: initiator %v, responder %v", ei, er)
+	}
+	defer ci.Close()
+	defer cr.Close()
+	if _, ok := ci.(interface{ CloseWrite() error }); !ok {
+		t.Fatalf("%T through a proxy has no CloseWrite", ci)
+	}
+	go func() {
+		ci.Write(make([]byte, size))
+		ci.(interface{ CloseWrite() error }).CloseWrite()
+	}()
+	const stall = 300 * time.Millisecond
+	var got int64
+	var err error
+	buf := make([]byte, 32<<10)
+	start := time.Now()
+	for {
+		cr.SetReadDeadline(time.Now().Add(stall))
+		var k int
+		k, err = cr.Read(buf)
+		got += int64(k)
+		if err != nil {
+			break
+		}
+	}
+	if got != size-tail {
+		t.Errorf("read %d bytes, want the %d the proxy relayed", got, size-tail)
+	}
+	var se *StallError
+	if !errors.Is(err, ErrStalled) || !errors.As(err, &se) || !se.Proxy.Equal(jid.MustParse(proxyJ)) {
+		t.Fatalf("read error %v, want a StallError (ErrStalled) naming %s", err, proxyJ)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("%v does not match os.ErrDeadlineExceeded", err)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("%v is not a net.Error timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stall noticed after %v", d)
+	}
+	t.Logf("stall error: %v", err)
+}
+
+// TestDirectConnNotWrapped: only a proxied stream is reported as a stall;
+// a direct one stays the plain TCP connection.
+func TestDirectConnNotWrapped(t *testing.T) {
+	p := newPair(t, factory(t), factory(t))
+	ci, cr, ei, er := p.negotiate(t)
+	if ei != nil || er != nil {
+		t.Fatalf("Conn: initiator %v, responder %v", ei, er)
+	}
+	defer ci.Close()
+	defer cr.Close()
+	if _, ok := ci.(*net.TCPConn); !ok {
+		t.Errorf("direct conn is %T, want *net.TCPConn", ci)
+	}
+	cr.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := cr.Read(make([]byte, 1)); errors.Is(err, ErrStalled) || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("direct read error %v, want a deadline error that is not ErrStalled", err)
 	}
 }

@@ -89,8 +89,9 @@ func WithChecksumWait(d time.Duration) Option {
 
 // WithConfirmWait sets how long a sender waits after the last byte for the
 // receiver to confirm (default DefaultConfirmWait). When it expires the
-// sender terminates the session with success and reports the transfer as
-// unconfirmed (Result.Verified false, no error).
+// sender terminates the session with reason timeout and fails with
+// ErrUnconfirmed (Result.Verified false): the data may be stuck on the way
+// (a stalled proxy) or the receiver gone.
 func WithConfirmWait(d time.Duration) Option {
 	return func(a *App) {
 		if d > 0 {
@@ -685,9 +686,12 @@ func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content
 		res.Verified = true
 		return nil
 	case <-timer.C:
+		// Bounded: a stalled proxy can hold our last bytes while the
+		// receiver waits for them; never hang on it (XEP-0166 §7.4
+		// <timeout/>: a request has not been answered).
 		res.VerifyNote = "receiver did not confirm"
-		a.terminate(s, jingle.ReasonSuccess, "")
-		return nil
+		a.terminate(s, jingle.ReasonTimeout, "no confirmation from the receiver")
+		return fmt.Errorf("filetransfer: send: sent all %d bytes, no confirmation from %s within %v: %w", n, s.Peer(), a.confirmWait, ErrUnconfirmed)
 	case <-ctx.Done():
 		a.terminate(s, jingle.ReasonCancel, "")
 		return fmt.Errorf("filetransfer: send: waiting for the receiver: %w", ctxErr(ctx))
@@ -724,7 +728,23 @@ func (a *App) receiveData(ctx context.Context, s *jingle.Session, c *jingle.Cont
 		// stream (Conversations never closes its IBB stream).
 		src = io.LimitReader(src, size-start)
 	}
+	// A session that ends with a failure while we wait for data (the
+	// sender gave up on a stalled proxy) stops the copy now, not at the
+	// idle timeout. A successful end does not: data may still be queued.
+	copied := make(chan struct{})
+	drain.Add(1)
+	go func() {
+		defer drain.Done()
+		select {
+		case <-w.ended:
+			if w.endErr() != nil {
+				conn.Close()
+			}
+		case <-copied:
+		}
+	}()
 	n, err := io.CopyBuffer(counter{in, t}, src, make([]byte, bufSize))
+	close(copied)
 	if err != nil {
 		if errors.Is(err, ErrTooLarge) {
 			in.DropResume()
