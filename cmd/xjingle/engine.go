@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/xjingle/xjingle/client"
 	"github.com/xjingle/xjingle/internal/engine"
@@ -24,6 +25,9 @@ type engineConfig struct {
 	// interfaces restrict SOCKS5 direct candidates (--interface).
 	interfaces []string
 	noDirect   bool
+	// stall is --stall-timeout (filetransfer.WithIdleTimeout); 0 keeps
+	// filetransfer's default.
+	stall time.Duration
 }
 
 // startEngine connects acct and sets up Jingle file transfer on it.
@@ -31,6 +35,15 @@ func startEngine(ctx context.Context, acct account, log *slog.Logger, ec engineC
 	j, err := jid.Parse(acct.JID)
 	if err != nil {
 		return nil, fmt.Errorf("bad JID %q: %w", acct.JID, err)
+	}
+	appOpts := ec.appOpts
+	if ec.stall != 0 {
+		// Before the caller's options, which may override it.
+		idle := ec.stall
+		if idle < 0 {
+			idle = 0 // disabled
+		}
+		appOpts = append([]filetransfer.Option{filetransfer.WithIdleTimeout(idle)}, appOpts...)
 	}
 	return engine.New(ctx, engine.Config{
 		Client: client.Config{
@@ -42,7 +55,7 @@ func startEngine(ctx context.Context, acct account, log *slog.Logger, ec engineC
 			InsecureSkipVerify: acct.Insecure,
 		},
 		Store:        ec.store,
-		AppOpts:      ec.appOpts,
+		AppOpts:      appOpts,
 		IBBBlockSize: ec.ibbBlock,
 		Interfaces:   ec.interfaces,
 		NoDirect:     ec.noDirect,

@@ -111,6 +111,7 @@ off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 				ibbBlock:   g.ibbBlock,
 				interfaces: g.interfaceNames(fc),
 				noDirect:   g.noDirect,
+				stall:      g.stallIdle(),
 				store:      store,
 				appOpts: []filetransfer.Option{
 					filetransfer.WithAcceptPolicy(policy),

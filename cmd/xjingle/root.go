@@ -6,12 +6,17 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
 )
 
 // version is set with -ldflags "-X main.version=..." by release builds.
 var version = ""
+
+// DefaultStallTimeout is --stall-timeout's default: a stream that moves no
+// byte for this long while the file is incomplete fails the transfer.
+const DefaultStallTimeout = 30 * time.Second
 
 // globals are the flags every subcommand shares.
 type globals struct {
@@ -28,6 +33,8 @@ type globals struct {
 	ibbBlock   int
 	interfaces []string
 	noDirect   bool
+	// stallTimeout: --stall-timeout, the filetransfer idle timeout.
+	stallTimeout time.Duration
 
 	stdout io.Writer
 	stderr io.Writer
@@ -61,6 +68,7 @@ the config file, or type it when asked.`,
 	pf.StringVar(&g.timeout, "timeout", "", "give up after this long (e.g. 10m); default: no limit for transfers")
 	pf.IntVar(&g.ibbBlock, "ibb-block-size", 0, "IBB block size to offer, 1-65535 (default 32767; peers may lower it)")
 	pf.BoolVar(&g.noDirect, "no-direct", false, "offer no direct SOCKS5 candidate (keeps your addresses private; the server's proxy or IBB carries the data)")
+	pf.DurationVar(&g.stallTimeout, "stall-timeout", DefaultStallTimeout, "fail a transfer whose stream moves no byte for this long while incomplete (e.g. a SOCKS5 proxy that stalls); 0 disables")
 	pf.StringSliceVar(&g.interfaces, "interface", nil, "offer direct SOCKS5 candidates only on this network interface (repeatable; \"lo\" allows loopback; env XJINGLE_INTERFACES; default: every non-loopback interface)")
 
 	root.AddCommand(
@@ -117,4 +125,13 @@ func newVersionCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// stallIdle is --stall-timeout for engineConfig.stall: 0 (disabled) becomes
+// negative, which startEngine passes on as "no idle timeout".
+func (g *globals) stallIdle() time.Duration {
+	if g.stallTimeout == 0 {
+		return -1
+	}
+	return g.stallTimeout
 }

@@ -16,6 +16,7 @@ func newSendCmd(g *globals) *cobra.Command {
 	var (
 		to         string
 		transports []string
+		rateLimit  string
 	)
 	cmd := &cobra.Command{
 		Use:   "send --to JID FILE...",
@@ -44,6 +45,10 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 			if err != nil {
 				return err
 			}
+			rate, err := parseRate(rateLimit)
+			if err != nil {
+				return err
+			}
 			acct, err := g.account(fc)
 			if err != nil {
 				return err
@@ -59,7 +64,8 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 				ibbBlock:   g.ibbBlock,
 				interfaces: g.interfaceNames(fc),
 				noDirect:   g.noDirect,
-				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
+				stall:      g.stallIdle(),
+				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track), filetransfer.WithRateLimit(rate)},
 			})
 			if err != nil {
 				return err
@@ -87,6 +93,7 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 	f := cmd.Flags()
 	f.StringVar(&to, "to", "", "the receiver's XMPP address (bare or full JID)")
 	f.StringSliceVar(&transports, "transports", engine.DefaultTransports, "transports to try, in order (socks5, ibb)")
+	f.StringVar(&rateLimit, "rate-limit", "", "cap the sending rate, bytes per second with k/M/G suffix (e.g. 20M; default: no cap)")
 	return cmd
 }
 

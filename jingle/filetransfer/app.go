@@ -105,6 +105,19 @@ func WithConfirmWait(d time.Duration) Option {
 // zero or negative disables it).
 func WithIdleTimeout(d time.Duration) Option { return func(a *App) { a.idle = d } }
 
+// WithRateLimit caps the rate at which a sender writes file data to the
+// stream, in bytes per second (0, the default: no cap). It is for links and
+// relays that do not push back: Prosody's mod_proxy65 reads a fast sender
+// into memory however slow the receiver, and under its select backend
+// drops a stream whose queue passes its max_send_buffer_size.
+func WithRateLimit(bytesPerSecond int64) Option {
+	return func(a *App) {
+		if bytesPerSecond > 0 {
+			a.rate = bytesPerSecond
+		}
+	}
+}
+
 // WithRequireHash makes a receiver refuse (ErrNoHash, file not committed) a
 // file for which the sender sent no usable strong hash.
 func WithRequireHash(b bool) Option { return func(a *App) { a.requireHash = b } }
@@ -143,6 +156,7 @@ type App struct {
 	confirmWait  time.Duration
 	grace        time.Duration
 	idle         time.Duration
+	rate         int64 // bytes per second; 0: no cap
 	requireHash  bool
 	onTransfer   func(*Transfer)
 	shared       func(File) (string, bool)
@@ -616,7 +630,11 @@ func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content
 		rh = NewHasher(AlgoSHA256)
 		src = io.TeeReader(src, rh)
 	}
-	k, err := io.CopyBuffer(counter{idleConn{conn, a.idle}, t}, src, buf)
+	var dst io.Writer = counter{idleConn{conn, a.idle}, t}
+	if a.rate > 0 {
+		dst = &pacer{ctx: ctx, w: dst, rate: a.rate}
+	}
+	k, err := io.CopyBuffer(dst, src, buf)
 	if err != nil {
 		return a.streamErr(ctx, s, w, fmt.Errorf("filetransfer: send: after %d of %d bytes: %w", k, n, err))
 	}
@@ -755,6 +773,13 @@ func (a *App) receiveData(ctx context.Context, s *jingle.Session, c *jingle.Cont
 	}
 	if size >= 0 && start+n < size {
 		// The stream ended early: a size lie, or a broken transfer.
+		if p, ok := conn.(interface{ Proxy() jid.JID }); ok {
+			// Through a proxy, most likely the proxy dropped it:
+			// mod_proxy65 has no flow control and Prosody's select
+			// backend closes a stream whose queue grew too long.
+			err := fmt.Errorf("filetransfer: receive: proxy %s closed the stream after %d of %d bytes: %w", p.Proxy(), start+n, size, ErrSizeMismatch)
+			return a.endedErr(s, w, err, jingle.ReasonConnectivityError)
+		}
 		err := fmt.Errorf("filetransfer: receive: stream ended after %d of %d bytes: %w", start+n, size, ErrSizeMismatch)
 		return a.endedErr(s, w, err, jingle.ReasonMediaError)
 	}
