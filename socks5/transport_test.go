@@ -422,15 +422,19 @@ func newFakeProxy(t *testing.T, n *xjtest.Network) *fakeProxy {
 			go func() {
 				defer fp.wg.Done()
 				c.SetDeadline(time.Now().Add(5 * time.Second))
-				da, err := serverHandshake(c, func(string) bool { return true })
+				// Register before the reply goes out: the client may
+				// activate as soon as it reads it.
+				_, err := serverHandshake(c, func(da string) bool {
+					fp.mu.Lock()
+					fp.byDA[da] = append(fp.byDA[da], c)
+					fp.mu.Unlock()
+					return true
+				})
 				if err != nil {
 					c.Close()
 					return
 				}
 				c.SetDeadline(time.Time{})
-				fp.mu.Lock()
-				fp.byDA[da] = append(fp.byDA[da], c)
-				fp.mu.Unlock()
 			}()
 		}
 	}()

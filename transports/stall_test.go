@@ -58,15 +58,16 @@ func newStallingProxy(t *testing.T, n *xjtest.Network, relay int64) *stallingPro
 			p.wg.Add(1)
 			go func() {
 				defer p.wg.Done()
+				// Register in accept, before the reply goes out: the
+				// client may activate as soon as it reads it.
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				da, err := socks5.ServerHandshake(ctx, c, nil)
+				socks5.ServerHandshake(ctx, c, func(da string) bool {
+					p.mu.Lock()
+					p.byDA[da] = append(p.byDA[da], c)
+					p.mu.Unlock()
+					return true
+				})
 				cancel()
-				if err != nil {
-					return
-				}
-				p.mu.Lock()
-				p.byDA[da] = append(p.byDA[da], c)
-				p.mu.Unlock()
 			}()
 		}
 	}()

@@ -306,14 +306,14 @@ func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path st
 		res.Err = fmt.Errorf("filetransfer: send %s to %s: %w", file.Name, peer, err)
 		return res, res.Err
 	}
-	s, err := m.Initiate(ctx, peer, jingle.ContentSpec{
+	s, err := a.initiate(ctx, m, peer, lad, jingle.ContentSpec{
 		Name:        "a-file-offer",
 		Creator:     jingle.CreatorInitiator,
 		Senders:     jingle.SendersInitiator,
 		Description: Description{File: file}.Element(),
-		Transport:   lad.First(),
 	})
 	if err != nil {
+		res.Tried = lad.Tried()
 		res.Err = fmt.Errorf("filetransfer: send %s to %s: %w", file.Name, peer, err)
 		return res, res.Err
 	}
@@ -326,6 +326,7 @@ func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path st
 	log.Info("file offered", "name", file.Name, "size", file.Size)
 
 	if err := s.WaitActive(ctx); err != nil {
+		res.Tried = lad.Tried()
 		res.Err = a.waitErr(s, err, "send "+file.Name)
 		return t.finish(res), res.Err
 	}
@@ -352,6 +353,42 @@ func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path st
 	res.Err = a.sendData(ctx, s, c, ladderConnect(lad, s, c, res), f, file.Size, off, n, t, w, res)
 	log.Info("file sent", "bytes", t.Bytes(), "verified", res.Verified, "err", res.Err)
 	return t.finish(res), res.Err
+}
+
+// errNoAck is the cause of an initiate that the peer never acknowledged.
+var errNoAck = errors.New("no answer to session-initiate")
+
+// initiate offers spec with the ladder's first rung. A peer that does not
+// even acknowledge the session-initiate within the rung timeout choked on
+// the offer (StanzaJS 12.22 throws on SOCKS5 candidates and answers
+// nothing): that session is lost, the rung is recorded as failed and the
+// next one is offered in a new session-initiate. A peer that acknowledges
+// but never accepts is another matter (a user who has not decided yet looks
+// the same): the Manager's session timeout ends that session with <timeout/>
+// (XEP-0166 §7.4; see waitErr).
+func (a *App) initiate(ctx context.Context, m *jingle.Manager, peer jid.JID, lad *transports.Ladder, spec jingle.ContentSpec) (*jingle.Session, error) {
+	spec.Transport = lad.First()
+	for {
+		ictx, cancel := ctx, context.CancelFunc(func() {})
+		if d := lad.RungTimeout(); d > 0 {
+			ictx, cancel = context.WithTimeoutCause(ctx, d, errNoAck)
+		}
+		s, err := m.Initiate(ictx, peer, spec)
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil || !errors.Is(context.Cause(ictx), errNoAck) {
+			return nil, err
+		}
+		why := fmt.Errorf("%w within %v", errNoAck, lad.RungTimeout())
+		next, ok := lad.Skip(spec.Transport, why)
+		a.log.Info("peer did not acknowledge the offer", "peer", peer.String(), "transport", spec.Transport, "next", next)
+		if !ok {
+			return nil, fmt.Errorf("%w: %w (%w)", transports.ErrExhausted, ErrTimeout, err)
+		}
+		spec.Transport = next
+	}
 }
 
 // Request asks peer for a file (XEP-0234 §6.2): want is the file selector
@@ -916,6 +953,11 @@ func (a *App) terminate(s *jingle.Session, cond, text string, appConds ...string
 func (a *App) waitErr(s *jingle.Session, err error, what string) error {
 	var te *jingle.TerminatedError
 	if errors.As(err, &te) {
+		if !te.ByPeer && te.Reason.Condition == jingle.ReasonTimeout {
+			// The Manager's session timeout: the peer acknowledged
+			// the offer but never accepted nor declined it.
+			return fmt.Errorf("filetransfer: %s: %s never accepted the offer: %w", what, s.Peer(), reasonErr(te.Reason, te.ByPeer))
+		}
 		return fmt.Errorf("filetransfer: %s: %w", what, reasonErr(te.Reason, te.ByPeer))
 	}
 	a.terminate(s, jingle.ReasonCancel, "")
