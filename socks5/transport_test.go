@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -743,4 +745,71 @@ func TestDirectConnNotWrapped(t *testing.T) {
 	if _, err := cr.Read(make([]byte, 1)); errors.Is(err, ErrStalled) || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("direct read error %v, want a deadline error that is not ErrStalled", err)
 	}
+}
+
+// TestHangingCandidatesInParallel: the initiator offers, above its real
+// candidate, two that hang (a listener that never accepts: the kernel
+// completes the TCP handshake and the SOCKS5 greeting gets no answer, as
+// behind a firewall that swallows it) and one that refuses. The responder
+// tries them staggered, in parallel, each bounded by the connect timeout,
+// so the working one is used after about one timeout, not the sum.
+func TestHangingCandidatesInParallel(t *testing.T) {
+	var holes []net.Listener
+	for range 2 {
+		l := listen(t) // never Accept
+		defer l.Close()
+		holes = append(holes, l)
+	}
+	refused := listen(t)
+	refusedPort := netip.MustParseAddrPort(refused.Addr().String()).Port()
+	refused.Close()
+
+	const timeout = 2 * time.Second
+	opts := []Option{WithConnectTimeout(timeout), WithStagger(DefaultStagger)}
+	p := newPair(t, factory(t, opts...), factory(t, opts...))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	offer, err := p.ini.Offer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, _ := parseTransport(offer)
+	top := Priority(TypeDirect, 65535)
+	var extra []Candidate
+	for i, l := range holes {
+		ap := netip.MustParseAddrPort(l.Addr().String())
+		extra = append(extra, Candidate{CID: "hole" + strconv.Itoa(i), Host: "127.0.0.1", Port: ap.Port(), JID: jid.MustParse(romeo), Priority: top + 3 - uint32(i), Type: TypeDirect})
+	}
+	extra = append(extra, Candidate{CID: "refused", Host: "127.0.0.1", Port: refusedPort, JID: jid.MustParse(romeo), Priority: top + 1, Type: TypeDirect})
+	op.Candidates = append(extra, op.Candidates...)
+	offer, _ = op.element()
+	start := time.Now()
+	ans, err := p.res.Accept(ctx, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Withhold the responder's candidates: it must get past the holes.
+	ap2, _ := parseTransport(ans)
+	ap2.Candidates = nil
+	ans, _ = ap2.element()
+	if err := p.ini.Accepted(ctx, ans); err != nil {
+		t.Fatal(err)
+	}
+	ci, cr, ei, er := p.conns(ctx)
+	if ei != nil || er != nil {
+		t.Fatalf("Conn: initiator %v, responder %v", ei, er)
+	}
+	defer ci.Close()
+	defer cr.Close()
+	took := time.Since(start)
+	t.Logf("stream up after %v (connect timeout %v, 2 hanging + 1 refused candidate above the good one)", took, timeout)
+	// In sequence the holes alone would cost two timeouts (4 s); in
+	// parallel one timeout plus a stagger step.
+	if took > timeout+time.Second {
+		t.Errorf("stream up after %v, want about one %v connect timeout", took, timeout)
+	}
+	if ps := p.lres.sentPayloads(t); len(ps) != 1 || ps[0].Used == "" || strings.HasPrefix(ps[0].Used, "hole") || ps[0].Used == "refused" {
+		t.Errorf("responder sent %+v, want candidate-used of the real candidate", ps)
+	}
+	exchange(t, ci, cr)
 }
