@@ -331,6 +331,24 @@ func writeReply(w io.Writer, rep ReplyError, dstaddr string) error {
 	return err
 }
 
+// ServerHandshake runs the streamhost side of the XEP-0065 handshake on c,
+// as a proxy (XEP-0065 §6) or a test double of one does: it accepts only
+// the no-authentication method and a CONNECT with ATYP 3 and DST.PORT 0
+// whose DST.ADDR accept approves (nil accepts any well-formed DST.ADDR), and
+// returns that DST.ADDR once it answered "succeeded". ctx bounds the
+// handshake like in ClientHandshake. c is not closed on error.
+func ServerHandshake(ctx context.Context, c net.Conn, accept func(dstaddr string) bool) (string, error) {
+	if accept == nil {
+		accept = ValidDstAddr
+	}
+	release := bindCtx(ctx, c)
+	da, err := serverHandshake(c, accept)
+	if cerr := release(); cerr != nil {
+		return "", fmt.Errorf("socks5: server handshake: %w", cerr)
+	}
+	return da, err
+}
+
 // serverHandshake runs the streamhost side on rw: it accepts only the
 // no-authentication method and a CONNECT with ATYP 3 and DST.PORT 0 whose
 // DST.ADDR accept approves. It answers "succeeded" only then; every other

@@ -446,7 +446,9 @@ func (t *Transport) failLocked(err error) {
 
 // Conn implements jingle.Transport. It returns the nominated connection:
 // a *net.TCPConn with the default dialer, so CloseWrite (the sender's end of
-// file) is available. An error wraps jingle.ErrTransportFailed when the
+// file) is available; through a proxy, a wrapper that keeps CloseWrite and
+// reports an expired deadline as a *StallError (ErrStalled) naming the
+// proxy. An error wraps jingle.ErrTransportFailed when the
 // negotiation failed (both sides sent candidate-error, proxy-error, a bad
 // nomination).
 func (t *Transport) Conn(ctx context.Context) (net.Conn, error) {
@@ -683,6 +685,11 @@ func (t *Transport) finishWith(conn net.Conn, err error) bool {
 				delete(t.accepted, cid)
 			}
 		}
+	}
+	if conn != nil && t.win != nil && t.win.c.Type == TypeProxy {
+		// A stalled proxy (Prosody 0.12's mod_proxy65 under epoll) shows
+		// as an expired deadline; say which proxy (ErrStalled).
+		conn = &proxiedConn{Conn: conn, proxy: t.win.c.JID}
 	}
 	cl := t.finishLocked(conn, err)
 	t.mu.Unlock()

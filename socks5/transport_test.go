@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -399,10 +402,15 @@ type fakeProxy struct {
 	wg   sync.WaitGroup
 	// refuse makes activation fail.
 	refuse bool
+	// stallAfter, if positive, makes the relay pass on only that many
+	// bytes in each direction and then stop reading and writing (the
+	// stuck tail of Prosody 0.12's mod_proxy65 under epoll).
+	stallAfter int64
+	quit       chan struct{}
 }
 
 func newFakeProxy(t *testing.T, n *xjtest.Network) *fakeProxy {
-	fp := &fakeProxy{l: listen(t), sig: n.Add(proxyJ), byDA: map[string][]net.Conn{}}
+	fp := &fakeProxy{l: listen(t), sig: n.Add(proxyJ), byDA: map[string][]net.Conn{}, quit: make(chan struct{})}
 	fp.sig.HandleIQ(xml.Name{Space: NSBytestreams, Local: "query"}, fp.handle)
 	fp.wg.Add(1)
 	go func() {
@@ -416,19 +424,24 @@ func newFakeProxy(t *testing.T, n *xjtest.Network) *fakeProxy {
 			go func() {
 				defer fp.wg.Done()
 				c.SetDeadline(time.Now().Add(5 * time.Second))
-				da, err := serverHandshake(c, func(string) bool { return true })
+				// Register before the reply goes out: the client may
+				// activate as soon as it reads it.
+				_, err := serverHandshake(c, func(da string) bool {
+					fp.mu.Lock()
+					fp.byDA[da] = append(fp.byDA[da], c)
+					fp.mu.Unlock()
+					return true
+				})
 				if err != nil {
 					c.Close()
 					return
 				}
 				c.SetDeadline(time.Time{})
-				fp.mu.Lock()
-				fp.byDA[da] = append(fp.byDA[da], c)
-				fp.mu.Unlock()
 			}()
 		}
 	}()
 	t.Cleanup(func() {
+		close(fp.quit)
 		fp.l.Close()
 		fp.sig.Close()
 		fp.mu.Lock()
@@ -466,6 +479,11 @@ func (fp *fakeProxy) handle(iq *jingle.IQ, reply jingle.ReplyFunc) {
 	fp.mu.Unlock()
 	relay := func(dst, src net.Conn) {
 		defer fp.wg.Done()
+		if fp.stallAfter > 0 {
+			io.CopyN(dst, src, fp.stallAfter)
+			<-fp.quit // hold the rest, neither reading nor writing
+			return
+		}
 		io.Copy(dst, src)
 		dst.(*net.TCPConn).CloseWrite()
 	}
@@ -649,4 +667,149 @@ func TestLocalAddrsLoopback(t *testing.T) {
 	if _, err := localAddrs([]string{"no-such-if0"}); err == nil {
 		t.Error("unknown interface accepted")
 	}
+}
+
+// TestProxyStalledTail: a proxy that keeps the last 4 KiB of the stream
+// (Prosody 0.12's mod_proxy65 under epoll) makes the receiver's read hit
+// its deadline; the error says the proxy stalled and names it, and stays a
+// deadline error for callers that only know about those.
+func TestProxyStalledTail(t *testing.T) {
+	const size, tail = 256 << 10, 4 << 10
+	n := xjtest.NewNetwork()
+	fp := newFakeProxy(t, n)
+	fp.stallAfter = size - tail
+	fi := factory(t, WithoutDirect(), WithProxy(fp.streamHost()))
+	fr := factory(t, WithoutDirect(), WithProxy(fp.streamHost()))
+	p := newPairOn(t, n, fi, fr)
+	ci, cr, ei, er := p.negotiate(t)
+	if ei != nil || er != nil {
+		t.Fatalf("Conn: initiator %v, responder %v", ei, er)
+	}
+	defer ci.Close()
+	defer cr.Close()
+	if _, ok := ci.(interface{ CloseWrite() error }); !ok {
+		t.Fatalf("%T through a proxy has no CloseWrite", ci)
+	}
+	go func() {
+		ci.Write(make([]byte, size))
+		ci.(interface{ CloseWrite() error }).CloseWrite()
+	}()
+	const stall = 300 * time.Millisecond
+	var got int64
+	var err error
+	buf := make([]byte, 32<<10)
+	start := time.Now()
+	for {
+		cr.SetReadDeadline(time.Now().Add(stall))
+		var k int
+		k, err = cr.Read(buf)
+		got += int64(k)
+		if err != nil {
+			break
+		}
+	}
+	if got != size-tail {
+		t.Errorf("read %d bytes, want the %d the proxy relayed", got, size-tail)
+	}
+	var se *StallError
+	if !errors.Is(err, ErrStalled) || !errors.As(err, &se) || !se.Proxy.Equal(jid.MustParse(proxyJ)) {
+		t.Fatalf("read error %v, want a StallError (ErrStalled) naming %s", err, proxyJ)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("%v does not match os.ErrDeadlineExceeded", err)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("%v is not a net.Error timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stall noticed after %v", d)
+	}
+	t.Logf("stall error: %v", err)
+}
+
+// TestDirectConnNotWrapped: only a proxied stream is reported as a stall;
+// a direct one stays the plain TCP connection.
+func TestDirectConnNotWrapped(t *testing.T) {
+	p := newPair(t, factory(t), factory(t))
+	ci, cr, ei, er := p.negotiate(t)
+	if ei != nil || er != nil {
+		t.Fatalf("Conn: initiator %v, responder %v", ei, er)
+	}
+	defer ci.Close()
+	defer cr.Close()
+	if _, ok := ci.(*net.TCPConn); !ok {
+		t.Errorf("direct conn is %T, want *net.TCPConn", ci)
+	}
+	cr.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := cr.Read(make([]byte, 1)); errors.Is(err, ErrStalled) || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("direct read error %v, want a deadline error that is not ErrStalled", err)
+	}
+}
+
+// TestHangingCandidatesInParallel: the initiator offers, above its real
+// candidate, two that hang (a listener that never accepts: the kernel
+// completes the TCP handshake and the SOCKS5 greeting gets no answer, as
+// behind a firewall that swallows it) and one that refuses. The responder
+// tries them staggered, in parallel, each bounded by the connect timeout,
+// so the working one is used after about one timeout, not the sum.
+func TestHangingCandidatesInParallel(t *testing.T) {
+	var holes []net.Listener
+	for range 2 {
+		l := listen(t) // never Accept
+		defer l.Close()
+		holes = append(holes, l)
+	}
+	refused := listen(t)
+	refusedPort := netip.MustParseAddrPort(refused.Addr().String()).Port()
+	refused.Close()
+
+	const timeout = 2 * time.Second
+	opts := []Option{WithConnectTimeout(timeout), WithStagger(DefaultStagger)}
+	p := newPair(t, factory(t, opts...), factory(t, opts...))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	offer, err := p.ini.Offer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, _ := parseTransport(offer)
+	top := Priority(TypeDirect, 65535)
+	var extra []Candidate
+	for i, l := range holes {
+		ap := netip.MustParseAddrPort(l.Addr().String())
+		extra = append(extra, Candidate{CID: "hole" + strconv.Itoa(i), Host: "127.0.0.1", Port: ap.Port(), JID: jid.MustParse(romeo), Priority: top + 3 - uint32(i), Type: TypeDirect})
+	}
+	extra = append(extra, Candidate{CID: "refused", Host: "127.0.0.1", Port: refusedPort, JID: jid.MustParse(romeo), Priority: top + 1, Type: TypeDirect})
+	op.Candidates = append(extra, op.Candidates...)
+	offer, _ = op.element()
+	start := time.Now()
+	ans, err := p.res.Accept(ctx, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Withhold the responder's candidates: it must get past the holes.
+	ap2, _ := parseTransport(ans)
+	ap2.Candidates = nil
+	ans, _ = ap2.element()
+	if err := p.ini.Accepted(ctx, ans); err != nil {
+		t.Fatal(err)
+	}
+	ci, cr, ei, er := p.conns(ctx)
+	if ei != nil || er != nil {
+		t.Fatalf("Conn: initiator %v, responder %v", ei, er)
+	}
+	defer ci.Close()
+	defer cr.Close()
+	took := time.Since(start)
+	t.Logf("stream up after %v (connect timeout %v, 2 hanging + 1 refused candidate above the good one)", took, timeout)
+	// In sequence the holes alone would cost two timeouts (4 s); in
+	// parallel one timeout plus a stagger step.
+	if took > timeout+time.Second {
+		t.Errorf("stream up after %v, want about one %v connect timeout", took, timeout)
+	}
+	if ps := p.lres.sentPayloads(t); len(ps) != 1 || ps[0].Used == "" || strings.HasPrefix(ps[0].Used, "hole") || ps[0].Used == "refused" {
+		t.Errorf("responder sent %+v, want candidate-used of the real candidate", ps)
+	}
+	exchange(t, ci, cr)
 }

@@ -114,6 +114,23 @@ func NewLadder(rungs []string, opts ...Option) *Ladder {
 	return l
 }
 
+// RungTimeout is the bound on each rung (zero or negative: none).
+func (l *Ladder) RungTimeout() time.Duration { return l.rungTimeout }
+
+// Skip records that rung ns failed before any session carried it (why),
+// and returns the rung after it, or false when none is left. A sender uses
+// it when the peer never even acknowledged a session-initiate offering ns
+// (StanzaJS 12.22 chokes on a SOCKS5 offer and answers nothing): the
+// session is lost, and the next rung is offered in a new session.
+func (l *Ladder) Skip(ns string, why error) (string, bool) {
+	l.record(ns, why)
+	i := slices.Index(l.rungs, ns)
+	if i < 0 || i+1 >= len(l.rungs) {
+		return "", false
+	}
+	return l.rungs[i+1], true
+}
+
 // Rungs returns the ladder's transports, in order.
 func (l *Ladder) Rungs() []string { return slices.Clone(l.rungs) }
 

@@ -82,6 +82,7 @@ type sideOpts struct {
 	noSocks5  bool
 	extra     []jingle.TransportFactory
 	jingleOps []jingle.Option
+	appOpts   []filetransfer.Option
 }
 
 func testLogger(t *testing.T, who string) *slog.Logger {
@@ -96,9 +97,9 @@ func newSide(t *testing.T, n *xjtest.Network, j string, o sideOpts) *side {
 	sig := n.Add(j)
 	s := &side{jid: sig.LocalJID(), sig: sig, store: &filetransfer.Store{Dir: t.TempDir()}, done: make(chan *filetransfer.Transfer, 4)}
 	log := testLogger(t, j)
-	s.app = filetransfer.New(s.store, filetransfer.WithLogger(log), filetransfer.WithAcceptPolicy(filetransfer.AcceptAll),
-		filetransfer.WithChecksumWait(100*time.Millisecond),
-		filetransfer.WithOnTransfer(func(tr *filetransfer.Transfer) { s.done <- tr }))
+	s.app = filetransfer.New(s.store, append([]filetransfer.Option{filetransfer.WithLogger(log), filetransfer.WithAcceptPolicy(filetransfer.AcceptAll),
+		filetransfer.WithChecksumWait(100 * time.Millisecond),
+		filetransfer.WithOnTransfer(func(tr *filetransfer.Transfer) { s.done <- tr })}, o.appOpts...)...)
 	ih, err := ibb.NewHandler(sig)
 	if err != nil {
 		t.Fatal(err)

@@ -97,6 +97,7 @@ It prints the result and checks that the SHA-256 of what bob received matches.`,
 				ibbBlock:   g.ibbBlock,
 				interfaces: demoIfaces,
 				noDirect:   g.noDirect,
+				stall:      g.stallIdle(),
 				store:      &filetransfer.Store{Dir: inbox},
 				appOpts: []filetransfer.Option{
 					filetransfer.WithAcceptPolicy(filetransfer.AcceptAll),
@@ -114,6 +115,7 @@ It prints the result and checks that the SHA-256 of what bob received matches.`,
 				ibbBlock:   g.ibbBlock,
 				interfaces: demoIfaces,
 				noDirect:   g.noDirect,
+				stall:      g.stallIdle(),
 				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
 			})
 			if err != nil {

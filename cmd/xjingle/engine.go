@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/xjingle/xjingle/client"
 	"github.com/xjingle/xjingle/internal/engine"
@@ -28,6 +29,9 @@ type engineConfig struct {
 	inlineMax int64
 	// proxy is the user's SOCKS5 proxy (--proxy); nil: direct.
 	proxy *client.ProxyDialer
+	// stall is --stall-timeout (filetransfer.WithIdleTimeout); 0 keeps
+	// filetransfer's default.
+	stall time.Duration
 }
 
 // startEngine connects acct and sets up Jingle file transfer on it.
@@ -35,6 +39,15 @@ func startEngine(ctx context.Context, acct account, log *slog.Logger, ec engineC
 	j, err := jid.Parse(acct.JID)
 	if err != nil {
 		return nil, fmt.Errorf("bad JID %q: %w", acct.JID, err)
+	}
+	appOpts := ec.appOpts
+	if ec.stall != 0 {
+		// Before the caller's options, which may override it.
+		idle := ec.stall
+		if idle < 0 {
+			idle = 0 // disabled
+		}
+		appOpts = append([]filetransfer.Option{filetransfer.WithIdleTimeout(idle)}, appOpts...)
 	}
 	return engine.New(ctx, engine.Config{
 		Client: client.Config{
@@ -46,7 +59,7 @@ func startEngine(ctx context.Context, acct account, log *slog.Logger, ec engineC
 			InsecureSkipVerify: acct.Insecure,
 		},
 		Store:        ec.store,
-		AppOpts:      ec.appOpts,
+		AppOpts:      appOpts,
 		IBBBlockSize: ec.ibbBlock,
 		Interfaces:   ec.interfaces,
 		NoDirect:     ec.noDirect,

@@ -151,6 +151,7 @@ range"; its length is checked. A range outside the file fails.`,
 				noDirect:   g.noDirect,
 				inlineMax:  inlineMax,
 				proxy:      px,
+				stall:      g.stallIdle(),
 				store:      store,
 				appOpts: []filetransfer.Option{
 					filetransfer.WithAcceptDecision(withRange(policy, byteRange)),

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -14,6 +15,10 @@ import (
 
 // version is set with -ldflags "-X main.version=..." by release builds.
 var version = ""
+
+// DefaultStallTimeout is --stall-timeout's default: a stream that moves no
+// byte for this long while the file is incomplete fails the transfer.
+const DefaultStallTimeout = 30 * time.Second
 
 // globals are the flags every subcommand shares.
 type globals struct {
@@ -33,6 +38,8 @@ type globals struct {
 	inlineMax  int64
 	inlineFlag *pflag.Flag
 	proxy      string
+	// stallTimeout: --stall-timeout, the filetransfer idle timeout.
+	stallTimeout time.Duration
 
 	stdout io.Writer
 	stderr io.Writer
@@ -69,6 +76,7 @@ the config file, or type it when asked.`,
 	pf.Int64Var(&g.inlineMax, "inline-max", inline.DefaultMaxSize, "largest file sent or accepted in one stanza (the inline transport), at most 65536; 0 disables inline (env XJINGLE_INLINE_MAX; config inline_max)")
 	g.inlineFlag = pf.Lookup("inline-max")
 	pf.StringVar(&g.proxy, "proxy", "", "reach the server, streamhosts and the server's proxy through this SOCKS5 proxy: socks5://[user:pass@]host:port, socks5h://... to resolve names at the proxy (Tor), or none (env XJINGLE_PROXY, then ALL_PROXY)")
+	pf.DurationVar(&g.stallTimeout, "stall-timeout", DefaultStallTimeout, "fail a transfer whose stream moves no byte for this long while incomplete (e.g. a SOCKS5 proxy that stalls); 0 disables")
 	pf.StringSliceVar(&g.interfaces, "interface", nil, "offer direct SOCKS5 candidates only on this network interface (repeatable; \"lo\" allows loopback; env XJINGLE_INTERFACES; default: every non-loopback interface)")
 
 	root.AddCommand(
@@ -125,4 +133,13 @@ func newVersionCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// stallIdle is --stall-timeout for engineConfig.stall: 0 (disabled) becomes
+// negative, which startEngine passes on as "no idle timeout".
+func (g *globals) stallIdle() time.Duration {
+	if g.stallTimeout == 0 {
+		return -1
+	}
+	return g.stallTimeout
 }

@@ -17,6 +17,7 @@ func newSendCmd(g *globals) *cobra.Command {
 	var (
 		to         string
 		transports []string
+		rateLimit  string
 	)
 	cmd := &cobra.Command{
 		Use:   "send --to JID FILE|FOLDER...",
@@ -83,6 +84,10 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 			if len(items) == 0 {
 				return errNoFiles
 			}
+			rate, err := parseRate(rateLimit)
+			if err != nil {
+				return err
+			}
 			acct, err := g.account(fc)
 			if err != nil {
 				return err
@@ -100,7 +105,8 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 				noDirect:   g.noDirect,
 				inlineMax:  inlineMax,
 				proxy:      px,
-				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
+				stall:      g.stallIdle(),
+				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track), filetransfer.WithRateLimit(rate)},
 			})
 			if err != nil {
 				return err
@@ -142,6 +148,7 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 	f := cmd.Flags()
 	f.StringVar(&to, "to", "", "the receiver's XMPP address (bare or full JID)")
 	f.StringSliceVar(&transports, "transports", engine.DefaultTransports, fmt.Sprintf("transports to try, in order (%s)", strings.Join(engine.RungNames(), ", ")))
+	f.StringVar(&rateLimit, "rate-limit", "", "cap the sending rate, bytes per second with k/M/G suffix (e.g. 20M; default: no cap)")
 	return cmd
 }
 

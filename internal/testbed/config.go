@@ -89,6 +89,12 @@ data_path = {{lua .DataDir}}
 admin_socket = {{lua .AdminSocket}}
 -- The epoll backend can stall mod_proxy65's relaying; select is plenty here.
 network_backend = "select"
+-- mod_proxy65 reads a relayed stream with "*a" (all the kernel holds) and
+-- select closes a connection whose single read passes
+-- max_receive_buffer_size (default 25000 KiB): with net.ipv4.tcp_rmem
+-- allowing 32 MiB (this VM) and Prosody descheduled for a moment, a fast
+-- sender gets the stream cut. Allow more than the kernel can queue.
+network_settings = { max_receive_buffer_size = 64 * 1024 * 1024 }
 log = { { levels = { min = {{lua .LogLevel}} }, to = "file", filename = {{lua .LogFile}} } }
 
 -- Loopback only; no server-to-server, no HTTP, no external components.

@@ -130,8 +130,9 @@ func WithChecksumWait(d time.Duration) Option {
 
 // WithConfirmWait sets how long a sender waits after the last byte for the
 // receiver to confirm (default DefaultConfirmWait). When it expires the
-// sender terminates the session with success and reports the transfer as
-// unconfirmed (Result.Verified false, no error).
+// sender terminates the session with reason timeout and fails with
+// ErrUnconfirmed (Result.Verified false): the data may be stuck on the way
+// (a stalled proxy) or the receiver gone.
 func WithConfirmWait(d time.Duration) Option {
 	return func(a *App) {
 		if d > 0 {
@@ -144,6 +145,19 @@ func WithConfirmWait(d time.Duration) Option {
 // before the transfer fails with ErrTimeout (default DefaultIdleTimeout;
 // zero or negative disables it).
 func WithIdleTimeout(d time.Duration) Option { return func(a *App) { a.idle = d } }
+
+// WithRateLimit caps the rate at which a sender writes file data to the
+// stream, in bytes per second (0, the default: no cap). It is for links and
+// relays that do not push back: Prosody's mod_proxy65 reads a fast sender
+// into memory however slow the receiver, and under its select backend
+// drops a stream whose queue passes its max_send_buffer_size.
+func WithRateLimit(bytesPerSecond int64) Option {
+	return func(a *App) {
+		if bytesPerSecond > 0 {
+			a.rate = bytesPerSecond
+		}
+	}
+}
 
 // WithRequireHash makes a receiver refuse (ErrNoHash, file not committed) a
 // file for which the sender sent no usable strong hash.
@@ -183,6 +197,7 @@ type App struct {
 	confirmWait  time.Duration
 	grace        time.Duration
 	idle         time.Duration
+	rate         int64 // bytes per second; 0: no cap
 	requireHash  bool
 	onTransfer   func(*Transfer)
 	shared       func(File) (string, bool)
@@ -349,14 +364,14 @@ func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path st
 		res.Err = fmt.Errorf("filetransfer: send %s to %s: %w", file.Name, peer, err)
 		return res, res.Err
 	}
-	s, err := m.Initiate(ctx, peer, jingle.ContentSpec{
+	s, err := a.initiate(ctx, m, peer, lad, jingle.ContentSpec{
 		Name:        "a-file-offer",
 		Creator:     jingle.CreatorInitiator,
 		Senders:     jingle.SendersInitiator,
 		Description: Description{File: file}.Element(),
-		Transport:   lad.First(),
 	})
 	if err != nil {
+		res.Tried = lad.Tried()
 		res.Err = fmt.Errorf("filetransfer: send %s to %s: %w", file.Name, peer, err)
 		return res, res.Err
 	}
@@ -369,6 +384,7 @@ func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path st
 	log.Info("file offered", "name", file.Name, "size", file.Size)
 
 	if err := s.WaitActive(ctx); err != nil {
+		res.Tried = lad.Tried()
 		res.Err = a.waitErr(s, err, "send "+file.Name)
 		return t.finish(res), res.Err
 	}
@@ -396,6 +412,42 @@ func (a *App) Send(ctx context.Context, m *jingle.Manager, peer jid.JID, path st
 	res.Err = a.sendData(ctx, s, c, ladderConnect(lad, s, c, res), f, file.Size, off, n, t, w, res)
 	log.Info("file sent", "bytes", t.Bytes(), "verified", res.Verified, "err", res.Err)
 	return t.finish(res), res.Err
+}
+
+// errNoAck is the cause of an initiate that the peer never acknowledged.
+var errNoAck = errors.New("no answer to session-initiate")
+
+// initiate offers spec with the ladder's first rung. A peer that does not
+// even acknowledge the session-initiate within the rung timeout choked on
+// the offer (StanzaJS 12.22 throws on SOCKS5 candidates and answers
+// nothing): that session is lost, the rung is recorded as failed and the
+// next one is offered in a new session-initiate. A peer that acknowledges
+// but never accepts is another matter (a user who has not decided yet looks
+// the same): the Manager's session timeout ends that session with <timeout/>
+// (XEP-0166 §7.4; see waitErr).
+func (a *App) initiate(ctx context.Context, m *jingle.Manager, peer jid.JID, lad *transports.Ladder, spec jingle.ContentSpec) (*jingle.Session, error) {
+	spec.Transport = lad.First()
+	for {
+		ictx, cancel := ctx, context.CancelFunc(func() {})
+		if d := lad.RungTimeout(); d > 0 {
+			ictx, cancel = context.WithTimeoutCause(ctx, d, errNoAck)
+		}
+		s, err := m.Initiate(ictx, peer, spec)
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil || !errors.Is(context.Cause(ictx), errNoAck) {
+			return nil, err
+		}
+		why := fmt.Errorf("%w within %v", errNoAck, lad.RungTimeout())
+		next, ok := lad.Skip(spec.Transport, why)
+		a.log.Info("peer did not acknowledge the offer", "peer", peer.String(), "transport", spec.Transport, "next", next)
+		if !ok {
+			return nil, fmt.Errorf("%w: %w (%w)", transports.ErrExhausted, ErrTimeout, err)
+		}
+		spec.Transport = next
+	}
 }
 
 // Request asks peer for a file (XEP-0234 §6.2): want is the file selector
@@ -741,7 +793,11 @@ func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content
 		rh = NewHasher(AlgoSHA256)
 		src = io.TeeReader(src, rh)
 	}
-	k, err := io.CopyBuffer(counter{idleConn{conn, a.idle}, t}, src, buf)
+	var dst io.Writer = counter{idleConn{conn, a.idle}, t}
+	if a.rate > 0 {
+		dst = &pacer{ctx: ctx, w: dst, rate: a.rate}
+	}
+	k, err := io.CopyBuffer(dst, src, buf)
 	if err != nil {
 		return a.streamErr(ctx, s, w, fmt.Errorf("filetransfer: send: after %d of %d bytes: %w", k, n, err))
 	}
@@ -811,9 +867,12 @@ func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content
 		res.Verified = true
 		return nil
 	case <-timer.C:
+		// Bounded: a stalled proxy can hold our last bytes while the
+		// receiver waits for them; never hang on it (XEP-0166 §7.4
+		// <timeout/>: a request has not been answered).
 		res.VerifyNote = "receiver did not confirm"
-		a.terminate(s, jingle.ReasonSuccess, "")
-		return nil
+		a.terminate(s, jingle.ReasonTimeout, "no confirmation from the receiver")
+		return fmt.Errorf("filetransfer: send: sent all %d bytes, no confirmation from %s within %v: %w", n, s.Peer(), a.confirmWait, ErrUnconfirmed)
 	case <-ctx.Done():
 		a.terminate(s, jingle.ReasonCancel, "")
 		return fmt.Errorf("filetransfer: send: waiting for the receiver: %w", ctxErr(ctx))
@@ -852,7 +911,23 @@ func (a *App) receiveData(ctx context.Context, s *jingle.Session, c *jingle.Cont
 		// stream (Conversations never closes its IBB stream).
 		src = io.LimitReader(src, size-start)
 	}
+	// A session that ends with a failure while we wait for data (the
+	// sender gave up on a stalled proxy) stops the copy now, not at the
+	// idle timeout. A successful end does not: data may still be queued.
+	copied := make(chan struct{})
+	drain.Add(1)
+	go func() {
+		defer drain.Done()
+		select {
+		case <-w.ended:
+			if w.endErr() != nil {
+				conn.Close()
+			}
+		case <-copied:
+		}
+	}()
 	n, err := io.CopyBuffer(counter{in, t}, src, make([]byte, bufSize))
+	close(copied)
 	if err != nil {
 		if errors.Is(err, ErrTooLarge) {
 			in.DropResume()
@@ -863,6 +938,13 @@ func (a *App) receiveData(ctx context.Context, s *jingle.Session, c *jingle.Cont
 	}
 	if size >= 0 && start+n < size {
 		// The stream ended early: a size lie, or a broken transfer.
+		if p, ok := conn.(interface{ Proxy() jid.JID }); ok {
+			// Through a proxy, most likely the proxy dropped it:
+			// mod_proxy65 has no flow control and Prosody's select
+			// backend closes a stream whose queue grew too long.
+			err := fmt.Errorf("filetransfer: receive: proxy %s closed the stream after %d of %d bytes: %w", p.Proxy(), start+n, size, ErrSizeMismatch)
+			return a.endedErr(s, w, err, jingle.ReasonConnectivityError)
+		}
 		err := fmt.Errorf("filetransfer: receive: stream ended after %d of %d bytes: %w", start+n, size, ErrSizeMismatch)
 		return a.endedErr(s, w, err, jingle.ReasonMediaError)
 	}
@@ -1006,6 +1088,11 @@ func (a *App) terminate(s *jingle.Session, cond, text string, appConds ...string
 func (a *App) waitErr(s *jingle.Session, err error, what string) error {
 	var te *jingle.TerminatedError
 	if errors.As(err, &te) {
+		if !te.ByPeer && te.Reason.Condition == jingle.ReasonTimeout {
+			// The Manager's session timeout: the peer acknowledged
+			// the offer but never accepted nor declined it.
+			return fmt.Errorf("filetransfer: %s: %s never accepted the offer: %w", what, s.Peer(), reasonErr(te.Reason, te.ByPeer))
+		}
 		return fmt.Errorf("filetransfer: %s: %w", what, reasonErr(te.Reason, te.ByPeer))
 	}
 	a.terminate(s, jingle.ReasonCancel, "")

@@ -527,9 +527,10 @@ func TestSenderConfirmation(t *testing.T) {
 		sendReceived bool
 		verified     bool
 		note         string
+		wantErr      error
 	}{
-		{"received, no terminate", true, true, ""},
-		{"silent receiver", false, false, "receiver did not confirm"},
+		{"received, no terminate", true, true, "", nil},
+		{"silent receiver", false, false, "receiver did not confirm", ErrUnconfirmed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			network := xjtest.NewNetwork()
@@ -545,7 +546,7 @@ func TestSenderConfirmation(t *testing.T) {
 			defer mb.Close()
 			path, _ := writeFile(t, "f", 1000)
 			res, err := alice.Send(ctxT(t), ma, sb.LocalJID(), path, SendOptions{Transport: nsPipe})
-			if err != nil || res.Verified != tc.verified || res.VerifyNote != tc.note {
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) || res.Verified != tc.verified || res.VerifyNote != tc.note {
 				t.Fatalf("%+v %v", res, err)
 			}
 			for _, s := range ma.Sessions() {

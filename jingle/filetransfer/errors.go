@@ -18,6 +18,11 @@ var (
 	ErrNoHash = errors.New("filetransfer: peer sent no usable hash")
 	// ErrTimeout means a wait (for the peer's answer, for data) timed out.
 	ErrTimeout = errors.New("filetransfer: timeout")
+	// ErrUnconfirmed means a sender wrote every byte but the receiver
+	// neither confirmed (<received/>, session-terminate success) nor
+	// failed the transfer within the confirm wait (WithConfirmWait): the
+	// tail may be stuck in a stalled proxy, or the receiver is gone.
+	ErrUnconfirmed = errors.New("filetransfer: receiver did not confirm")
 	// ErrPeerGone means the session ended (terminated by the peer with a
 	// failure reason, or the stream broke) before the transfer completed.
 	ErrPeerGone = errors.New("filetransfer: peer ended the session")

@@ -1,6 +1,7 @@
 package filetransfer
 
 import (
+	"context"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -152,5 +153,35 @@ type counter struct {
 func (c counter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.t.bytes.Add(int64(n))
+	return n, err
+}
+
+// pacer caps the rate of writes to w at rate bytes per second (averaged
+// from the first write): each write waits until the bytes before it are
+// due. ctx ends a wait.
+type pacer struct {
+	ctx   context.Context
+	w     io.Writer
+	rate  int64
+	start time.Time
+	sent  int64
+}
+
+func (p *pacer) Write(b []byte) (int, error) {
+	if p.start.IsZero() {
+		p.start = time.Now()
+	}
+	due := p.start.Add(time.Duration(float64(p.sent) / float64(p.rate) * float64(time.Second)))
+	if d := time.Until(due); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+			return 0, p.ctx.Err()
+		}
+	}
+	n, err := p.w.Write(b)
+	p.sent += int64(n)
 	return n, err
 }
