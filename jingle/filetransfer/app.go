@@ -482,7 +482,7 @@ func (a *App) Request(ctx context.Context, m *jingle.Manager, peer jid.JID, want
 		return res, res.Err
 	}
 	c := s.Contents()[0]
-	in, err := a.store.Create(want.Name, res.Size, append([]string{AlgoSHA1}, want.Algos()...)...)
+	in, err := a.store.Create(want.Name, res.Size, want.Algos()...)
 	if err != nil {
 		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")
 		res.Err = err
@@ -572,7 +572,7 @@ func (a *App) receiveOffer(ctx context.Context, s *jingle.Session, c *jingle.Con
 		a.receiveRange(ctx, s, c, f, size, *dec.Range, log)
 		return
 	}
-	in, off, err := a.store.CreateResumable(s.Peer(), f, append([]string{AlgoSHA1}, f.Algos()...)...)
+	in, off, err := a.store.CreateResumable(s.Peer(), f, f.Algos()...)
 	if err != nil {
 		log.Warn("cannot store file", "err", err)
 		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")

@@ -203,14 +203,24 @@ func (in *IncomingFile) Sums() []Hash { return in.h.Sums() }
 func (in *IncomingFile) Verify(want []Hash) (Verification, error) {
 	got := in.h.Sums()
 	var extra []string
+	strong := false // a strong hash the peer sent is already in got
 	for _, w := range want {
-		if len(w.Value) > 0 && Supported(w.Algo) {
-			if _, ok := findHash(got, w.Algo); !ok {
-				extra = append(extra, w.Algo)
-			}
+		if len(w.Value) == 0 || !Supported(w.Algo) {
+			continue
+		}
+		if _, ok := findHash(got, w.Algo); !ok {
+			extra = append(extra, w.Algo)
+		} else if !weak(w.Algo) {
+			strong = true
 		}
 	}
-	if len(extra) > 0 {
+	// Only SHA-256 (and the algorithms the offer named) are computed while
+	// the bytes arrive. A hash announced only later (Conversations sends
+	// sha-1 and sha-256 in a checksum after the bytes) costs a second pass
+	// over the file, unless a strong hash we have already settles it: a
+	// matching SHA-256 verifies the file, and a SHA-1 next to it adds
+	// nothing worth reading the file again for.
+	if len(extra) > 0 && !strong {
 		more, err := HashReader(io.NewSectionReader(in.f, 0, in.n), extra...)
 		if err != nil {
 			return Verification{}, fmt.Errorf("filetransfer: rehash %s: %w", in.tmp, err)
