@@ -87,13 +87,16 @@ var configTmpl = template.Must(template.New("prosody.cfg.lua").Funcs(template.Fu
 pidfile = {{lua .PIDFile}}
 data_path = {{lua .DataDir}}
 admin_socket = {{lua .AdminSocket}}
--- The epoll backend can stall mod_proxy65's relaying; select is plenty here.
-network_backend = "select"
--- mod_proxy65 reads a relayed stream with "*a" (all the kernel holds) and
--- select closes a connection whose single read passes
--- max_receive_buffer_size (default 25000 KiB): with net.ipv4.tcp_rmem
--- allowing 32 MiB (this VM) and Prosody descheduled for a moment, a fast
--- sender gets the stream cut. Allow more than the kernel can queue.
+-- Prosody's default backend. mod_proxy65 relays with backpressure here, and
+-- our senders shut down their write side at end of file, which makes
+-- Prosody read and forward the tail: stuck last KiB have been reported under
+-- epoll, but not seen here with half-closing senders (and xjingle reports a
+-- stall after --stall-timeout rather than hang). select has no working backpressure for mod_proxy65 and, where
+-- net.ipv4.tcp_rmem allows 32 MiB (Linux >= 6.x defaults, this VM), reads
+-- more than max_receive_buffer_size at once and cuts the stream: 256 MiB
+-- through proxy65 failed under select and passes under epoll.
+network_backend = "epoll"
+-- For select: allow more than the kernel can queue (harmless under epoll).
 network_settings = { max_receive_buffer_size = 64 * 1024 * 1024 }
 log = { { levels = { min = {{lua .LogLevel}} }, to = "file", filename = {{lua .LogFile}} } }
 

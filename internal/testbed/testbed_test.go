@@ -149,7 +149,7 @@ func TestConfigLimits(t *testing.T) {
 	for _, want := range []string{
 		`c2s = { rate = "100mb/s"; burst = "10s"; };`,
 		`c2s_stanza_size_limit = 1048576`,
-		`network_backend = "select"`,
+		`network_backend = "epoll"`,
 		`interfaces = { "127.0.0.1" }`,
 		`s2s_ports = { }`,
 	} {
