@@ -24,6 +24,12 @@ type fileConfig struct {
 	Insecure  bool   `toml:"insecure_skip_verify"`
 	// Interfaces restrict SOCKS5 direct candidates (--interface).
 	Interfaces []string `toml:"interfaces"`
+	// STUN/TURN servers for ICE (--stun, --turn and their credentials).
+	STUN               []string `toml:"stun"`
+	TURN               []string `toml:"turn"`
+	TURNUser           string   `toml:"turn_user"`
+	TURNSecretFile     string   `toml:"turn_secret_file"`
+	TURNRESTSecretFile string   `toml:"turn_rest_secret_file"`
 
 	Send struct {
 		Transports  []string `toml:"transports"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/xjingle/xjingle/client"
 	"github.com/xjingle/xjingle/internal/engine"
 	"github.com/xjingle/xjingle/jingle/filetransfer"
@@ -24,6 +25,8 @@ type engineConfig struct {
 	// interfaces restrict SOCKS5 direct candidates (--interface).
 	interfaces []string
 	noDirect   bool
+	// iceServers are --stun/--turn servers (besides XEP-0215's).
+	iceServers []webrtc.ICEServer
 }
 
 // startEngine connects acct and sets up Jingle file transfer on it.
@@ -45,6 +48,7 @@ func startEngine(ctx context.Context, acct account, log *slog.Logger, ec engineC
 		AppOpts:      ec.appOpts,
 		IBBBlockSize: ec.ibbBlock,
 		Interfaces:   ec.interfaces,
+		ICEServers:   ec.iceServers,
 		NoDirect:     ec.noDirect,
 		Logger:       log,
 	})

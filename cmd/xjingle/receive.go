@@ -106,11 +106,16 @@ off: failed transfers are deleted (or kept as NAME.failed, --keep-partial).`,
 					}
 				}()
 			}
+			iceServers, err := g.iceServers(fc, acct)
+			if err != nil {
+				return err
+			}
 			store := &filetransfer.Store{Dir: dir, KeepPartial: keepPartial, Resume: !noResume}
 			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
 				ibbBlock:   g.ibbBlock,
 				interfaces: g.interfaceNames(fc),
 				noDirect:   g.noDirect,
+				iceServers: iceServers,
 				store:      store,
 				appOpts: []filetransfer.Option{
 					filetransfer.WithAcceptPolicy(policy),

@@ -28,6 +28,7 @@ type globals struct {
 	ibbBlock   int
 	interfaces []string
 	noDirect   bool
+	ice        iceFlags
 
 	stdout io.Writer
 	stderr io.Writer
@@ -61,7 +62,12 @@ the config file, or type it when asked.`,
 	pf.StringVar(&g.timeout, "timeout", "", "give up after this long (e.g. 10m); default: no limit for transfers")
 	pf.IntVar(&g.ibbBlock, "ibb-block-size", 0, "IBB block size to offer, 1-65535 (default 32767; peers may lower it)")
 	pf.BoolVar(&g.noDirect, "no-direct", false, "offer no direct SOCKS5 candidate (keeps your addresses private; the server's proxy or IBB carries the data)")
-	pf.StringSliceVar(&g.interfaces, "interface", nil, "offer direct SOCKS5 candidates only on this network interface (repeatable; \"lo\" allows loopback; env XJINGLE_INTERFACES; default: every non-loopback interface)")
+	pf.StringSliceVar(&g.interfaces, "interface", nil, "offer direct SOCKS5 and ICE candidates only on this network interface (repeatable; \"lo\" allows loopback; env XJINGLE_INTERFACES; default: every non-loopback interface)")
+	pf.StringArrayVar(&g.ice.stun, "stun", nil, "STUN server for ICE, stun:host[:port] (repeatable; env XJINGLE_STUN, comma-separated); used besides the XMPP server's (XEP-0215)")
+	pf.StringArrayVar(&g.ice.turn, "turn", nil, "TURN server for ICE, turn:host[:port][?transport=udp|tcp] or turns:host[:port] (repeatable; env XJINGLE_TURN, comma-separated)")
+	pf.StringVar(&g.ice.turnUser, "turn-user", "", "TURN username for --turn (with --turn-secret-file), or the user part of REST credentials (env XJINGLE_TURN_USER)")
+	pf.StringVar(&g.ice.turnSecretFile, "turn-secret-file", "", "file holding the TURN password of --turn-user (mode 0600; env XJINGLE_TURN_SECRET_FILE)")
+	pf.StringVar(&g.ice.turnRESTFile, "turn-rest-secret-file", "", "file holding the TURN REST shared secret (coturn static-auth-secret); credentials are computed from it (env XJINGLE_TURN_REST_SECRET_FILE)")
 
 	root.AddCommand(
 		newSendCmd(g),

@@ -54,11 +54,16 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 			}
 			defer cancel()
 
+			iceServers, err := g.iceServers(fc, acct)
+			if err != nil {
+				return err
+			}
 			pr := newProgress(g)
 			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
 				ibbBlock:   g.ibbBlock,
 				interfaces: g.interfaceNames(fc),
 				noDirect:   g.noDirect,
+				iceServers: iceServers,
 				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track)},
 			})
 			if err != nil {
@@ -71,7 +76,7 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 			}
 			failed := 0
 			for _, path := range files {
-				res, err := e.App.Send(ctx, e.Manager, peer, path, e.SendOptions(order))
+				res, err := e.App.Send(ctx, e.Manager, peer, path, e.SendOptions(ctx, peer, order))
 				if err != nil || !res.Verified {
 					failed++
 				}
@@ -86,7 +91,7 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&to, "to", "", "the receiver's XMPP address (bare or full JID)")
-	f.StringSliceVar(&transports, "transports", engine.DefaultTransports, "transports to try, in order (socks5, ibb)")
+	f.StringSliceVar(&transports, "transports", engine.DefaultTransports, "transports to try, in order (ice, socks5, ibb; ice only when the peer supports it)")
 	return cmd
 }
 

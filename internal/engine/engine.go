@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,15 +36,21 @@ var Rungs = map[string]string{
 	"ice":    ice.NSDataChannel,
 }
 
-// DefaultTransports is the default ladder: SOCKS5 bytestreams (direct, then
-// through the server's proxy), then IBB through the server (XEP-0260 §2.7).
-var DefaultTransports = []string{"socks5", "ibb"}
+// DefaultTransports is the default ladder: ICE with a WebRTC data channel
+// when the peer advertises it (XEP-0343; skipped silently when it does not,
+// as Conversations prefers it whenever the peer advertises it), then SOCKS5
+// bytestreams (direct, then through the server's proxy), then IBB through
+// the server (XEP-0260 §2.7).
+var DefaultTransports = []string{"ice", "socks5", "ibb"}
 
 // ProxyLookupTimeout bounds New's search for the server's XEP-0065 proxy.
 const ProxyLookupTimeout = 5 * time.Second
 
 // RungName is the user-facing name of a transport namespace.
 func RungName(ns string) string {
+	if ns == ice.NSICEUDP {
+		return "ice" // the XEP-0343 v0.3 form of the same rung
+	}
 	for k, v := range Rungs {
 		if v == ns {
 			return k
@@ -111,6 +118,9 @@ type Config struct {
 	// NoExternalServices skips asking the server for STUN/TURN services
 	// (XEP-0215) for ICE.
 	NoExternalServices bool
+	// ICEServers are STUN/TURN servers given by hand (--stun, --turn),
+	// used besides those the server announces (XEP-0215).
+	ICEServers []webrtc.ICEServer
 	// ICEOptions are appended to the ICE factories' options.
 	ICEOptions []ice.Option
 	Logger     *slog.Logger
@@ -126,6 +136,18 @@ type Engine struct {
 	// Proxy is the server's SOCKS5 proxy the SOCKS5 transport offers, if
 	// one was found.
 	Proxy *socks5.StreamHost
+	// ICEServers are the STUN/TURN servers ICE uses: those given in
+	// Config.ICEServers, then those the server announced (XEP-0215).
+	ICEServers []webrtc.ICEServer
+	// ICEOptions are the options the ICE factories were made with (for
+	// diagnostics such as ice.Probe).
+	ICEOptions []ice.Option
+
+	log *slog.Logger
+	// noICE: NoDirect without any TURN server; ICE could only reveal
+	// our addresses (host candidates) or gather nothing, so the ice rung
+	// is left out of every ladder.
+	noICE bool
 }
 
 // New connects and registers the file-transfer application and the
@@ -172,16 +194,27 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cl.Close()
 		return nil, fmt.Errorf("socks5: %w", err)
 	}
+	e.log = log
 	iceOpts := []ice.Option{}
 	if len(cfg.Interfaces) > 0 {
 		iceOpts = append(iceOpts, ice.WithInterfaces(cfg.Interfaces...))
 	}
+	e.ICEServers = append(e.ICEServers, cfg.ICEServers...)
 	if !cfg.NoExternalServices {
-		if servers := iceServers(ctx, cl, log); len(servers) > 0 {
-			iceOpts = append(iceOpts, ice.WithICEServers(servers...))
-		}
+		e.ICEServers = append(e.ICEServers, iceServers(ctx, cl, log)...)
+	}
+	if len(e.ICEServers) > 0 {
+		iceOpts = append(iceOpts, ice.WithICEServers(e.ICEServers...))
+	}
+	if cfg.NoDirect {
+		// --no-direct keeps our addresses private: ICE may use TURN
+		// relay candidates only (RFC 8445 §5.1.1), and without a TURN
+		// server it is not offered at all.
+		iceOpts = append(iceOpts, ice.WithRelayOnly())
+		e.noICE = !hasTURN(e.ICEServers)
 	}
 	iceOpts = append(iceOpts, cfg.ICEOptions...)
+	e.ICEOptions = iceOpts
 	dc, err := ice.NewFactory(iceOpts...)
 	if err != nil {
 		e.IBB.Close()
@@ -208,7 +241,23 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cl.Close()
 		return nil, fmt.Errorf("jingle: %w", err)
 	}
+	// The Manager advertises the two transport namespaces; a data channel
+	// also needs DTLS (XEP-0320) and, for the v0.3 form, dtls-sctp
+	// (XEP-0343 §6), which is what StanzaJS looks for.
+	cl.AddFeature(ice.NSDTLS)
+	cl.AddFeature(ice.NSSCTP)
 	return e, nil
+}
+
+func hasTURN(servers []webrtc.ICEServer) bool {
+	for _, s := range servers {
+		for _, u := range s.URLs {
+			if strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // iceServers turns the server's STUN/TURN services (XEP-0215) into ICE
@@ -263,9 +312,62 @@ func findProxy(ctx context.Context, cl *client.Client, log *slog.Logger) (socks5
 }
 
 // SendOptions are the file-transfer options for a ladder of transport
-// namespaces (from ParseTransports), narrowed to what the peer advertises.
-func (e *Engine) SendOptions(order []string) filetransfer.SendOptions {
-	return filetransfer.SendOptions{Transports: order, Features: e.Client}
+// namespaces (from ParseTransports) to peer, narrowed to what the peer
+// advertises. The ice rung becomes the wire form the peer advertises
+// (ICENamespace) and is dropped, silently, when the peer has none; other
+// rungs keep their order.
+func (e *Engine) SendOptions(ctx context.Context, peer jid.JID, order []string) filetransfer.SendOptions {
+	return filetransfer.SendOptions{Transports: e.resolveICE(ctx, peer, order), Features: e.Client}
+}
+
+// resolveICE replaces the ice rung of order with the form peer speaks.
+func (e *Engine) resolveICE(ctx context.Context, peer jid.JID, order []string) []string {
+	at := slices.IndexFunc(order, isICE)
+	if at < 0 {
+		return order
+	}
+	ns := ""
+	if !e.noICE {
+		fs, err := e.Client.PeerFeatures(ctx, peer)
+		if err != nil {
+			// The ladder's own narrowing will keep every rung too;
+			// offer the form Conversations and we prefer.
+			e.log.Info("engine: peer features unknown; offering ice as is", "peer", peer.String(), "err", err)
+			ns = ice.NSDataChannel
+		} else {
+			ns = ICENamespace(fs)
+		}
+	}
+	out := make([]string, 0, len(order))
+	for i, r := range order {
+		switch {
+		case !isICE(r):
+			out = append(out, r)
+		case i == at && ns != "":
+			out = append(out, ns)
+		}
+	}
+	if ns == "" {
+		e.log.Debug("engine: ice rung skipped", "peer", peer.String(), "relay_only_without_turn", e.noICE)
+	}
+	return out
+}
+
+func isICE(ns string) bool { return ns == ice.NSDataChannel || ns == ice.NSICEUDP }
+
+// ICENamespace is the ice rung's wire form for a peer advertising
+// features: the webrtc-datachannel:1 wrapper when advertised (Conversations
+// 2.13+, us), else ICE-UDP with <sctpmap/> (XEP-0343 v0.3) when the peer
+// advertises ICE-UDP and dtls-sctp (StanzaJS), else "": the peer has no
+// data channel (Dino advertises ICE-UDP and DTLS for calls only).
+func ICENamespace(features []string) string {
+	switch {
+	case slices.Contains(features, ice.NSDataChannel):
+		return ice.NSDataChannel
+	case slices.Contains(features, ice.NSICEUDP) && slices.Contains(features, ice.NSSCTP):
+		return ice.NSICEUDP
+	}
+	return ""
 }
 
 // Close ends every session, then the connection.
