@@ -32,7 +32,11 @@ type config struct {
 const recvMessageSize = 256 << 10
 
 const (
-	defaultMsgSize        = 16 << 10
+	// defaultMsgSize is the message size a Conn writes: 64 KiB, what RFC
+	// 8841 §6.1 lets us assume of a peer that announces no
+	// max-message-size (StanzaJS's v0.3 form), and measured a little
+	// cheaper per byte than 16 KiB on loopback (docs/BENCHMARKS.md).
+	defaultMsgSize        = 64 << 10
 	defaultConnectTimeout = 30 * time.Second
 	defaultGatherWait     = 500 * time.Millisecond
 )
@@ -81,7 +85,7 @@ func WithICEServers(servers ...webrtc.ICEServer) Option {
 func WithRelayOnly() Option { return func(c *config) { c.relayOnly = true } }
 
 // WithMessageSize sets the size of the data channel messages a Conn
-// writes (default 16 KiB); it is capped by the peer's max-message-size.
+// writes (default 64 KiB); it is capped by the peer's max-message-size.
 func WithMessageSize(n int) Option {
 	return func(c *config) {
 		if n > 0 {
