@@ -31,6 +31,10 @@ type config struct {
 // max-message-size (RFC 8841 §6).
 const recvMessageSize = 256 << 10
 
+// defaultPeerMaxMsg is the largest message we send a peer that announced
+// no max-message-size: Pion's reading of RFC 8841 §6.1's 64 KiB default.
+const defaultPeerMaxMsg = 65535
+
 const (
 	// defaultMsgSize is the message size a Conn writes: 64 KiB, what RFC
 	// 8841 §6.1 lets us assume of a peer that announces no
