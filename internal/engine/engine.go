@@ -146,7 +146,7 @@ type Engine struct {
 	log *slog.Logger
 	// noICE: NoDirect without any TURN server; ICE could only reveal
 	// our addresses (host candidates) or gather nothing, so the ice rung
-	// is left out of every ladder.
+	// is left out of every ladder and ICE is not advertised.
 	noICE bool
 }
 
@@ -228,24 +228,31 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("ice: %w", err)
 	}
 	e.App = filetransfer.New(cfg.Store, append([]filetransfer.Option{filetransfer.WithLogger(log)}, cfg.AppOpts...)...)
-	e.Manager, err = jingle.NewManager(cl,
+	mopts := []jingle.Option{
 		jingle.WithLogger(log),
 		jingle.WithApplication(e.App),
 		jingle.WithTransport(e.IBB.JingleTransport()),
 		jingle.WithTransport(e.SOCKS5),
-		jingle.WithTransport(dc),
-		jingle.WithTransport(iceUDP),
-	)
+	}
+	if !e.noICE {
+		// Without noICE only: a receiver that could offer no ICE
+		// candidate at all must not advertise ICE, or senders would
+		// try it and wait out its timeout.
+		mopts = append(mopts, jingle.WithTransport(dc), jingle.WithTransport(iceUDP))
+	}
+	e.Manager, err = jingle.NewManager(cl, mopts...)
 	if err != nil {
 		e.IBB.Close()
 		cl.Close()
 		return nil, fmt.Errorf("jingle: %w", err)
 	}
-	// The Manager advertises the two transport namespaces; a data channel
-	// also needs DTLS (XEP-0320) and, for the v0.3 form, dtls-sctp
-	// (XEP-0343 §6), which is what StanzaJS looks for.
-	cl.AddFeature(ice.NSDTLS)
-	cl.AddFeature(ice.NSSCTP)
+	if !e.noICE {
+		// The Manager advertises the two transport namespaces; a data
+		// channel also needs DTLS (XEP-0320) and, for the v0.3 form,
+		// dtls-sctp (XEP-0343 §6), which is what StanzaJS looks for.
+		cl.AddFeature(ice.NSDTLS)
+		cl.AddFeature(ice.NSSCTP)
+	}
 	return e, nil
 }
 
