@@ -24,7 +24,11 @@ var ErrRestart = errors.New("ice: cannot restart ICE now")
 // association, and so the data channel and any Conn, carry on over the new
 // candidate pair. Restart returns once ICE is connected again, or with
 // ctx's error; it fails with ErrRestart when the transport has not been
-// negotiated yet or a restart is already under way.
+// negotiated yet or a restart of ours is already under way. A restart the
+// peer started and we answered, not yet connected, is joined rather than
+// doubled. When both sides restart at once (glare), each takes the
+// other's new credentials as the answer to its own offer, which leaves both
+// with the same new pair of credentials (TestICERestartGlare).
 func (t *Transport) Restart(ctx context.Context) error {
 	t.rmu.Lock()
 	t.mu.Lock()
@@ -35,6 +39,15 @@ func (t *Transport) Restart(ctx context.Context) error {
 	}
 	pc := t.pc
 	done := make(chan error, 1)
+	if t.peerRestarting {
+		// The peer's restart is under way (we answered it, maybe not
+		// announced yet): ours joins it rather than offering again
+		// over an answer the peer has not seen.
+		t.restartDone = done
+		t.mu.Unlock()
+		t.rmu.Unlock()
+		return t.waitRestart(ctx, done)
+	}
 	t.restarting, t.restartDone = true, done
 	t.beginGenerationLocked()
 	t.mu.Unlock()
@@ -54,6 +67,11 @@ func (t *Transport) Restart(ctx context.Context) error {
 		return fmt.Errorf("ice: restart: %w", err)
 	}
 	t.log.Debug("ice: restart offered", "generation", t.Generation())
+	return t.waitRestart(ctx, done)
+}
+
+// waitRestart waits for ICE to be connected again after a restart.
+func (t *Transport) waitRestart(ctx context.Context, done chan error) error {
 	select {
 	case err := <-done:
 		return err
@@ -130,7 +148,11 @@ func (t *Transport) endGeneration(pc *webrtc.PeerConnection) error {
 func (t *Transport) restartConnected() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.restartDone != nil && !t.restarting {
+	if t.restarting {
+		return // connected on the old pair; our offer is unanswered
+	}
+	t.peerRestarting = false
+	if t.restartDone != nil {
 		t.restartDone <- nil
 		t.restartDone = nil
 	}
@@ -143,12 +165,8 @@ func (t *Transport) remoteRestart(p *peerTransport) error {
 	if p.ice.Pwd == "" {
 		return badRequest(fmt.Errorf("%w: new ufrag without pwd (XEP-0176 §5.9)", ErrMalformed))
 	}
-	t.mu.Lock()
-	answer := t.restarting
-	t.mu.Unlock()
-	if answer {
-		return t.restartAnswered(p)
-	}
+	// Restart holds rmu until its offer is set and announced, so an
+	// answer is never applied before the offer it answers.
 	t.rmu.Lock()
 	defer t.rmu.Unlock()
 	t.mu.Lock()
@@ -157,15 +175,19 @@ func (t *Transport) remoteRestart(p *peerTransport) error {
 		return jingle.ErrTransportFailed
 	}
 	if t.restarting {
-		// Our own restart started meanwhile: both sides offered.
+		// Our own restart started meanwhile: both sides offered at
+		// once. Each side takes the other's new credentials as the
+		// answer to its own, which leaves both with the same pair of
+		// new credentials.
 		t.mu.Unlock()
-		return jingle.ErrTieBreak.WithText("ICE restart glare")
+		return t.restartAnswered(p)
 	}
 	if t.peerRestart >= MaxPeerRestarts {
 		t.mu.Unlock()
 		return jingle.ErrNotAcceptable.WithText("more than %d ICE restarts", MaxPeerRestarts)
 	}
 	t.peerRestart++
+	t.peerRestarting = true
 	fp := t.remote.ice.Fingerprint
 	pc := t.pc
 	t.beginGenerationLocked()

@@ -126,3 +126,56 @@ func TestRestartBeforeNegotiation(t *testing.T) {
 		t.Fatalf("restart before negotiation: %v, want ErrRestart", err)
 	}
 }
+
+// TestICERestartGlare: both sides restart at once. Each takes the other's
+// offer as the answer to its own (both carry new credentials), so both end
+// on the new generation and the stream goes on.
+func TestICERestartGlare(t *testing.T) {
+	n := xjtest.NewNetwork()
+	alice := newPeer(t, n, aliceJID)
+	bob := newPeer(t, n, bobJID)
+	s, conn := start(t, alice, bob, ice.NSDataChannel)
+	defer conn.Close()
+	at, bt := alice.dc.lastTransport(), bob.dc.lastTransport()
+	errs := make(chan error, 2)
+	for _, tr := range []*ice.Transport{at, bt} {
+		go func() { errs <- tr.Restart(testCtx(t, 15*time.Second)) }()
+	}
+	ok := 0
+	for range 2 {
+		err := <-errs
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, ice.ErrRestart):
+		default:
+			t.Logf("restart: %v", err)
+		}
+	}
+	if ok == 0 {
+		t.Fatal("neither restart completed")
+	}
+	t.Logf("%d of 2 restarts completed; generations %d %d", ok, at.Generation(), bt.Generation())
+	msg := []byte("after glare")
+	conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.(*ice.Conn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-bob.app.results:
+		if r.err != nil || r.n != int64(len(msg)) || r.sum != sha256.Sum256(msg) {
+			t.Fatalf("bob read %d bytes, %v", r.n, r.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("bob did not finish")
+	}
+	al, ar := at.Ufrags()
+	bl, br := bt.Ufrags()
+	if al != br || bl != ar {
+		t.Errorf("ufrags disagree after glare: alice %s/%s bob %s/%s", al, ar, bl, br)
+	}
+	s.Terminate(testCtx(t, 5*time.Second), jingle.Reason{Condition: jingle.ReasonSuccess})
+}

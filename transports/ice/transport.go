@@ -85,24 +85,27 @@ type Transport struct {
 	generation  uint32 // ICE generation: restarts so far (XEP-0176 §5.9)
 	restarting  bool   // our restart offer awaits the peer's new credentials
 	restartDone chan error
-	rmu         sync.Mutex      // serialises restarts, ours and the peer's
-	oldUfrags   map[string]bool // the peer's ufrags before its restarts
-	peerRestart int             // restarts the peer started
-	announce    bool            // send our credentials in a transport-info even without candidates
-	peerMaxMsg  uint64
-	pending     []webrtc.ICECandidateInit // before the remote description
-	queue       []Candidate               // local candidates to trickle
-	sent        map[string]bool           // local candidates already announced
-	trickling   bool                      // the peer has our offer/answer
-	gathered    bool                      // gathering complete
-	eocSent     bool
-	timer       *time.Timer
-	conn        *Conn
-	connTaken   bool
-	err         error
-	ready       chan struct{} // closed once conn or err is set
-	closed      bool
-	kick        chan struct{}
+	// peerRestarting: we answered the peer's restart and ICE has not
+	// been connected since.
+	peerRestarting bool
+	rmu            sync.Mutex      // serialises restarts, ours and the peer's
+	oldUfrags      map[string]bool // the peer's ufrags before its restarts
+	peerRestart    int             // restarts the peer started
+	announce       bool            // send our credentials in a transport-info even without candidates
+	peerMaxMsg     uint64
+	pending        []webrtc.ICECandidateInit // before the remote description
+	queue          []Candidate               // local candidates to trickle
+	sent           map[string]bool           // local candidates already announced
+	trickling      bool                      // the peer has our offer/answer
+	gathered       bool                      // gathering complete
+	eocSent        bool
+	timer          *time.Timer
+	conn           *Conn
+	connTaken      bool
+	err            error
+	ready          chan struct{} // closed once conn or err is set
+	closed         bool
+	kick           chan struct{}
 }
 
 var _ jingle.Transport = (*Transport)(nil)
