@@ -23,7 +23,9 @@ func newSendCmd(g *globals) *cobra.Command {
 		Long: `Send offers each FILE to the peer and sends it over the first transport in
 --transports that the peer supports; when that transport fails (or does not
 connect within 30 s), it moves the transfer to the next one without restarting
-the file (SOCKS5 tries direct connections, then the server's proxy, before IBB).
+the file. By default ICE with a WebRTC data channel comes first when the peer
+supports it (it crosses NATs; STUN/TURN from your server and --stun/--turn),
+then SOCKS5 (direct connections, then the server's proxy), then IBB.
 --json reports the transport used and every transport tried. A bare JID (user@example.org) is resolved to the peer's online
 resource that supports Jingle file transfer; a full JID targets that resource.
 
