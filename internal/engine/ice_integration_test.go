@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -35,9 +36,35 @@ func TestICE128MiB(t *testing.T) {
 	path, sum := writeRandom(t, size)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// Memory stays flat: the file is never buffered whole (both engines
+	// share this process's heap).
+	peak := make(chan uint64, 1)
+	stop := make(chan struct{})
+	go func() {
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var peakSeen uint64
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(sample)
+			peakSeen = max(peakSeen, sample[0].Value.Uint64())
+			select {
+			case <-stop:
+				peak <- peakSeen
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	start := time.Now()
 	sent, got := p.send(ctx, t, path, engine.DefaultTransports, 0)
 	d := time.Since(start)
+	close(stop)
+	heap := <-peak
+	t.Logf("peak Go heap during the transfer: %d MiB", heap>>20)
+	if !raceEnabled && heap > uint64(size)/2 {
+		t.Errorf("peak heap %d MiB for a %d MiB file: not flat", heap>>20, size>>20)
+	}
 	for who, r := range map[string]*filetransfer.Result{"sender": sent, "receiver": got} {
 		if r.Err != nil || !r.Verified || r.SHA256 != sum || r.Bytes != size || r.Transport != ice.NSDataChannel || len(r.Tried) != 0 {
 			t.Errorf("%s: %+v (err %v), want %d bytes verified %s over %s at the first try", who, r, r.Err, size, sum, ice.NSDataChannel)
@@ -50,3 +77,4 @@ func TestICE128MiB(t *testing.T) {
 	}
 	t.Logf("%d MiB over ice through Prosody signalling: %v (%.1f MB/s, transfer alone %.1f MB/s)", size>>20, d.Round(time.Millisecond), float64(size)/d.Seconds()/1e6, float64(size)/sent.Seconds/1e6)
 }
+
