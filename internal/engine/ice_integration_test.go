@@ -77,4 +77,3 @@ func TestICE128MiB(t *testing.T) {
 	}
 	t.Logf("%d MiB over ice through Prosody signalling: %v (%.1f MB/s, transfer alone %.1f MB/s)", size>>20, d.Round(time.Millisecond), float64(size)/d.Seconds()/1e6, float64(size)/sent.Seconds/1e6)
 }
-
