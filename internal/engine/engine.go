@@ -100,17 +100,20 @@ type Config struct {
 	AppOpts []filetransfer.Option
 	// IBBBlockSize is the block size we offer for IBB (0: ibb's default).
 	IBBBlockSize int
-	// Interfaces restricts SOCKS5 direct candidates to these network
-	// interfaces (socks5.WithInterfaces; "lo" allows loopback). Empty:
-	// every up, non-loopback interface.
+	// Interfaces restricts SOCKS5 direct candidates and ICE gathering to
+	// these network interfaces (socks5.WithInterfaces,
+	// ice.WithInterfaces; "lo" allows loopback). Empty: every up,
+	// non-loopback interface.
 	Interfaces []string
 	// Addresses, if set, are the exact local addresses SOCKS5 offers
 	// (socks5.WithAddresses; wins over Interfaces).
 	Addresses []netip.Addr
 	// NoProxy skips the search for the server's SOCKS5 proxy.
 	NoProxy bool
-	// NoDirect offers no direct SOCKS5 candidate (our addresses stay
-	// private; only the server's proxy, if any, carries SOCKS5).
+	// NoDirect offers no direct SOCKS5 candidate and makes ICE
+	// relay-only (our addresses stay private; only the server's proxy or
+	// a TURN relay carries the data). Without a TURN server ICE is then
+	// neither advertised nor offered.
 	NoDirect bool
 	// SOCKS5Options are appended to the SOCKS5 factory's options (tests:
 	// socks5.WithoutDirect).
