@@ -31,6 +31,12 @@ type fileConfig struct {
 	InlineMax *int64 `toml:"inline_max"`
 	// Proxy is the user's SOCKS5 proxy (--proxy).
 	Proxy string `toml:"proxy"`
+	// STUN/TURN servers for ICE (--stun, --turn and their credentials).
+	STUN               []string `toml:"stun"`
+	TURN               []string `toml:"turn"`
+	TURNUser           string   `toml:"turn_user"`
+	TURNSecretFile     string   `toml:"turn_secret_file"`
+	TURNRESTSecretFile string   `toml:"turn_rest_secret_file"`
 
 	Send struct {
 		Transports  []string `toml:"transports"`

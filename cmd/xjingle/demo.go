@@ -126,7 +126,7 @@ It prints the result and checks that the SHA-256 of what bob received matches.`,
 			if err != nil {
 				return err
 			}
-			res, err := send.App.Send(ctx, send.Manager, peer, path, send.SendOptions(order))
+			res, err := send.App.Send(ctx, send.Manager, peer, path, send.SendOptions(ctx, peer, order))
 			g.report(res, err)
 			var in *filetransfer.Result
 			select {
@@ -153,7 +153,7 @@ It prints the result and checks that the SHA-256 of what bob received matches.`,
 	}
 	f := cmd.Flags()
 	f.Int64Var(&size, "size", 8<<20, "size of the random file to send when no FILE is given")
-	f.StringSliceVar(&transports, "transports", engine.DefaultTransports, "transports to try, in order (socks5, ibb)")
+	f.StringSliceVar(&transports, "transports", engine.DefaultTransports, "transports to try, in order (ice, socks5, ibb; ice only when the peer supports it)")
 	f.BoolVar(&keep, "keep", false, "keep the demo's files (server, inbox) and print where")
 	return cmd
 }

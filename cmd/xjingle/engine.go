@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/xjingle/xjingle/client"
 	"github.com/xjingle/xjingle/internal/engine"
 	"github.com/xjingle/xjingle/jingle/filetransfer"
@@ -32,6 +33,8 @@ type engineConfig struct {
 	// stall is --stall-timeout (filetransfer.WithIdleTimeout); 0 keeps
 	// filetransfer's default.
 	stall time.Duration
+	// iceServers are --stun/--turn servers (besides XEP-0215's).
+	iceServers []webrtc.ICEServer
 }
 
 // startEngine connects acct and sets up Jingle file transfer on it.
@@ -62,6 +65,7 @@ func startEngine(ctx context.Context, acct account, log *slog.Logger, ec engineC
 		AppOpts:      appOpts,
 		IBBBlockSize: ec.ibbBlock,
 		Interfaces:   ec.interfaces,
+		ICEServers:   ec.iceServers,
 		NoDirect:     ec.noDirect,
 		InlineMax:    ec.inlineMax,
 		Proxy:        ec.proxy,

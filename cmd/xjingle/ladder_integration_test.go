@@ -19,16 +19,24 @@ type ladderReport struct {
 }
 
 // transfer sends an 8 MiB file from alice to bob with the default
-// --transports (socks5,ibb) and extra flags on both sides; it checks the
-// hash on both sides and returns both reports.
+// --transports (ice when bob supports it, socks5, ibb) and extra flags on
+// both sides; it checks the hash on both sides and returns both reports.
 func (e *cliEnv) transfer(t *testing.T, flags ...string) (sent, got ladderReport) {
+	t.Helper()
+	return e.transferWith(t, nil, nil, flags...)
+}
+
+// transferWith is transfer with sendFlags given to the sender only and
+// recvFlags to the receiver only.
+func (e *cliEnv) transferWith(t *testing.T, sendFlags, recvFlags []string, flags ...string) (sent, got ladderReport) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const size = 8 << 20
 	path, sum := writeRandom(t, t.TempDir(), "ladder.bin", size)
-	rc, rout := e.startReceiver(ctx, t, t.TempDir(), flags...)
-	args := append([]string{"send", "--json", "--to", "bob@" + e.bed.Domain}, flags...)
+	rc, rout := e.startReceiver(ctx, t, t.TempDir(), append(append([]string(nil), recvFlags...), flags...)...)
+	args := append([]string{"send", "--json", "--to", "bob@" + e.bed.Domain}, sendFlags...)
+	args = append(args, flags...)
 	sout, err := e.cmd(ctx, t, e.alice, append(args, path)...).Output()
 	if err != nil {
 		t.Errorf("send: %v (stdout %s)", err, sout)
@@ -54,13 +62,41 @@ func (e *cliEnv) transfer(t *testing.T, flags ...string) (sent, got ladderReport
 	return sent, got
 }
 
-// TestCLISOCKS5 covers the first two rungs against the real Prosody: a
-// direct SOCKS5 connection on loopback (--interface lo), and, with direct
-// candidates withheld on both sides (--no-direct), the server's proxy65.
+// TestCLIDefaultLadder: with the default --transports, two xjingle peers
+// (both advertise webrtc-datachannel:1) use ICE first, on loopback.
+func TestCLIDefaultLadder(t *testing.T) {
+	e := newCLIEnv(t)
+	sent, got := e.transfer(t, "--interface", "lo")
+	if sent.Transport != "ice" || len(sent.Tried) != 0 || len(got.Tried) != 0 {
+		t.Errorf("transport %q, tried %+v / %+v; want ice at the first try", sent.Transport, sent.Tried, got.Tried)
+	}
+}
+
+// TestCLINoICEReceiver: a receiver with --no-direct and no TURN server
+// does not advertise ICE (it could offer no candidate), so the sender's
+// default ladder skips ice silently and SOCKS5 works at the first try,
+// without waiting out an ICE timeout.
+func TestCLINoICEReceiver(t *testing.T) {
+	e := newCLIEnv(t)
+	start := time.Now()
+	sent, got := e.transferWith(t, nil, []string{"--no-direct"}, "--interface", "lo")
+	if sent.Transport != "socks5" || len(sent.Tried) != 0 || len(got.Tried) != 0 {
+		t.Errorf("transport %q, tried %+v / %+v; want socks5 at the first try", sent.Transport, sent.Tried, got.Tried)
+	}
+	if d := time.Since(start); d > 25*time.Second {
+		t.Errorf("took %v: an ICE attempt was waited out?", d)
+	}
+}
+
+// TestCLISOCKS5 covers the SOCKS5 rungs against the real Prosody: a
+// direct SOCKS5 connection on loopback (--interface lo, --transports
+// socks5,ibb), and, with direct candidates withheld on both sides
+// (--no-direct), the server's proxy65: there the default ladder's ice rung
+// is skipped, since relay-only ICE has no TURN server in this test bed.
 func TestCLISOCKS5(t *testing.T) {
 	e := newCLIEnv(t)
 	t.Run("direct", func(t *testing.T) {
-		sent, _ := e.transfer(t, "--interface", "lo")
+		sent, _ := e.transferWith(t, []string{"--transports", "socks5,ibb"}, nil, "--interface", "lo")
 		if sent.Transport != "socks5" || len(sent.Tried) != 0 {
 			t.Errorf("transport %q, tried %+v; want socks5 at the first try", sent.Transport, sent.Tried)
 		}

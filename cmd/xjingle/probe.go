@@ -1,9 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/xjingle/xjingle/internal/engine"
+	"github.com/xjingle/xjingle/transports/ice"
 	"mellium.im/xmpp/jid"
 )
 
@@ -13,7 +20,11 @@ func newProbeCmd(g *globals) *cobra.Command {
 		Short: "Connect and print what the server offers for Jingle",
 		Long: `Probe logs in and prints what the server offers that matters for Jingle:
 its disco#info features and identities, its disco items, a SOCKS5 bytestream
-proxy (XEP-0065) if any, and STUN/TURN services (XEP-0215) if any.`,
+proxy (XEP-0065) if any, and STUN/TURN services (XEP-0215) if any. Its ICE
+section gathers candidates with those STUN/TURN servers (and --stun/--turn)
+on the --interface interfaces and reports host, server-reflexive and relay
+candidates, the mapped address STUN saw, and whether each TURN server
+accepted the credentials.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fc, err := g.loadFileConfig()
@@ -33,7 +44,11 @@ proxy (XEP-0065) if any, and STUN/TURN services (XEP-0215) if any.`,
 				return err
 			}
 			defer cancel()
-			e, err := startEngine(ctx, acct, g.logger(), engineConfig{ibbBlock: g.ibbBlock, interfaces: g.interfaceNames(fc), proxy: px})
+			iceServers, err := g.iceServers(fc, acct)
+			if err != nil {
+				return err
+			}
+			e, err := startEngine(ctx, acct, g.logger(), engineConfig{ibbBlock: g.ibbBlock, interfaces: g.interfaceNames(fc), noDirect: g.noDirect, iceServers: iceServers, proxy: px})
 			if err != nil {
 				return err
 			}
@@ -71,6 +86,7 @@ proxy (XEP-0065) if any, and STUN/TURN services (XEP-0215) if any.`,
 					})
 				}
 			}
+			rep.ICE = probeICE(ctx, e)
 			if g.json {
 				return writeJSON(g.stdout, rep)
 			}
@@ -81,14 +97,54 @@ proxy (XEP-0065) if any, and STUN/TURN services (XEP-0215) if any.`,
 }
 
 type probeReport struct {
-	JID        string         `json:"jid"`
-	Server     string         `json:"server"`
-	Identities []string       `json:"identities"`
-	Features   []string       `json:"features"`
-	Items      []string       `json:"items"`
-	Proxy65    *probeProxy    `json:"proxy65"`
-	Services   []probeService `json:"external_services"`
-	Errors     []string       `json:"errors,omitempty"`
+	JID        string          `json:"jid"`
+	Server     string          `json:"server"`
+	Identities []string        `json:"identities"`
+	Features   []string        `json:"features"`
+	Items      []string        `json:"items"`
+	Proxy65    *probeProxy     `json:"proxy65"`
+	Services   []probeService  `json:"external_services"`
+	ICE        *probeICEReport `json:"ice"`
+	Errors     []string        `json:"errors,omitempty"`
+}
+
+// iceProbeTimeout bounds the ICE section's candidate gathering.
+const iceProbeTimeout = 10 * time.Second
+
+// probeICEReport is the ICE section: what gathering found with the STUN/TURN
+// servers ICE would use (XEP-0215's and --stun/--turn).
+type probeICEReport struct {
+	STUN []string `json:"stun"`
+	*ice.ProbeReport
+	Candidates []string `json:"candidates"`
+	Error      string   `json:"error,omitempty"`
+}
+
+func probeICE(ctx context.Context, e *engine.Engine) *probeICEReport {
+	ctx, cancel := context.WithTimeout(ctx, iceProbeTimeout)
+	defer cancel()
+	r := &probeICEReport{STUN: []string{}, Candidates: []string{}}
+	for _, s := range e.ICEServers {
+		for _, u := range s.URLs {
+			if strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "stuns:") {
+				r.STUN = append(r.STUN, u)
+			}
+		}
+	}
+	rep, err := ice.Probe(ctx, e.ICEOptions...)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	r.ProbeReport = rep
+	for _, c := range rep.Candidates {
+		s := fmt.Sprintf("%s %s %s", c.Type, c.Protocol, net.JoinHostPort(c.IP, strconv.Itoa(int(c.Port))))
+		if c.RelAddr != "" {
+			s += " (from " + net.JoinHostPort(c.RelAddr, strconv.Itoa(int(c.RelPort))) + ")"
+		}
+		r.Candidates = append(r.Candidates, s)
+	}
+	return r
 }
 
 type probeProxy struct {
@@ -138,6 +194,32 @@ func (r probeReport) print(g *globals) {
 				extra += " with credentials"
 			}
 			fmt.Fprintf(w, "  %s %s:%d %s%s\n", s.Type, s.Host, s.Port, s.Transport, extra)
+		}
+	}
+	if i := r.ICE; i != nil {
+		if i.ProbeReport == nil {
+			fmt.Fprintf(w, "ICE: gathering failed: %s\n", i.Error)
+		} else {
+			fmt.Fprintf(w, "ICE candidates: %d host, %d srflx, %d relay", i.Host, i.Srflx, i.Relay)
+			if !i.Complete {
+				fmt.Fprint(w, " (gathering did not finish in time)")
+			}
+			fmt.Fprintln(w)
+			for _, c := range i.Candidates {
+				fmt.Fprintf(w, "  %s\n", c)
+			}
+			if len(i.Mapped) > 0 {
+				fmt.Fprintf(w, "  mapped address (what STUN saw): %s\n", strings.Join(i.Mapped, ", "))
+			} else if len(i.STUN) > 0 {
+				fmt.Fprintln(w, "  no mapped address: no STUN server answered")
+			}
+			for _, t := range i.TURN {
+				if t.Accepted {
+					fmt.Fprintf(w, "  TURN %s: credentials accepted, relayed address %s\n", t.URL, t.Relayed)
+				} else {
+					fmt.Fprintf(w, "  TURN %s: %s\n", t.URL, t.Err)
+				}
+			}
 		}
 	}
 	for _, e := range r.Errors {

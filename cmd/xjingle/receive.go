@@ -144,6 +144,10 @@ range"; its length is checked. A range outside the file fails.`,
 			if err != nil {
 				return err
 			}
+			iceServers, err := g.iceServers(fc, acct)
+			if err != nil {
+				return err
+			}
 			store := &filetransfer.Store{Dir: dir, KeepPartial: keepPartial, Resume: !noResume, Flat: flat}
 			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
 				ibbBlock:   g.ibbBlock,
@@ -152,6 +156,7 @@ range"; its length is checked. A range outside the file fails.`,
 				inlineMax:  inlineMax,
 				proxy:      px,
 				stall:      g.stallIdle(),
+				iceServers: iceServers,
 				store:      store,
 				appOpts: []filetransfer.Option{
 					filetransfer.WithAcceptDecision(withRange(policy, byteRange)),

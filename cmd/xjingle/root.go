@@ -40,6 +40,7 @@ type globals struct {
 	proxy      string
 	// stallTimeout: --stall-timeout, the filetransfer idle timeout.
 	stallTimeout time.Duration
+	ice          iceFlags
 
 	stdout io.Writer
 	stderr io.Writer
@@ -77,7 +78,12 @@ the config file, or type it when asked.`,
 	g.inlineFlag = pf.Lookup("inline-max")
 	pf.StringVar(&g.proxy, "proxy", "", "reach the server, streamhosts and the server's proxy through this SOCKS5 proxy: socks5://[user:pass@]host:port, socks5h://... to resolve names at the proxy (Tor), or none (env XJINGLE_PROXY, then ALL_PROXY)")
 	pf.DurationVar(&g.stallTimeout, "stall-timeout", DefaultStallTimeout, "fail a transfer whose stream moves no byte for this long while incomplete (e.g. a SOCKS5 proxy that stalls); 0 disables")
-	pf.StringSliceVar(&g.interfaces, "interface", nil, "offer direct SOCKS5 candidates only on this network interface (repeatable; \"lo\" allows loopback; env XJINGLE_INTERFACES; default: every non-loopback interface)")
+	pf.StringSliceVar(&g.interfaces, "interface", nil, "offer direct SOCKS5 and ICE candidates only on this network interface (repeatable; \"lo\" allows loopback; env XJINGLE_INTERFACES; default: every non-loopback interface)")
+	pf.StringArrayVar(&g.ice.stun, "stun", nil, "STUN server for ICE, stun:host[:port] (repeatable; env XJINGLE_STUN, comma-separated); used besides the XMPP server's (XEP-0215)")
+	pf.StringArrayVar(&g.ice.turn, "turn", nil, "TURN server for ICE, turn:host[:port][?transport=udp|tcp] or turns:host[:port] (repeatable; env XJINGLE_TURN, comma-separated)")
+	pf.StringVar(&g.ice.turnUser, "turn-user", "", "TURN username for --turn (with --turn-secret-file), or the user part of REST credentials (env XJINGLE_TURN_USER)")
+	pf.StringVar(&g.ice.turnSecretFile, "turn-secret-file", "", "file holding the TURN password of --turn-user (mode 0600; env XJINGLE_TURN_SECRET_FILE)")
+	pf.StringVar(&g.ice.turnRESTFile, "turn-rest-secret-file", "", "file holding the TURN REST shared secret (coturn static-auth-secret); credentials are computed from it (env XJINGLE_TURN_REST_SECRET_FILE)")
 
 	root.AddCommand(
 		newSendCmd(g),

@@ -26,7 +26,9 @@ func newSendCmd(g *globals) *cobra.Command {
 --transports that the peer supports (inline, first by default, only for
 files up to --inline-max bytes); when that transport fails (or does not
 connect within 30 s), it moves the transfer to the next one without restarting
-the file (SOCKS5 tries direct connections, then the server's proxy, before IBB).
+the file. By default ICE with a WebRTC data channel comes first when the peer
+supports it (it crosses NATs; STUN/TURN from your server and --stun/--turn),
+then SOCKS5 (direct connections, then the server's proxy), then IBB.
 --json reports the transport used and every transport tried. A bare JID (user@example.org) is resolved to the peer's online
 resource that supports Jingle file transfer; a full JID targets that resource.
 
@@ -98,6 +100,10 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 			}
 			defer cancel()
 
+			iceServers, err := g.iceServers(fc, acct)
+			if err != nil {
+				return err
+			}
 			pr := newProgress(g)
 			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
 				ibbBlock:   g.ibbBlock,
@@ -106,6 +112,7 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 				inlineMax:  inlineMax,
 				proxy:      px,
 				stall:      g.stallIdle(),
+				iceServers: iceServers,
 				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track), filetransfer.WithRateLimit(rate)},
 			})
 			if err != nil {
@@ -126,7 +133,7 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 			pr.expect(len(items), total)
 			var sum sendSummary
 			for _, it := range items {
-				opt := e.SendOptions(order)
+				opt := e.SendOptions(ctx, peer, order)
 				opt.Name = it.name
 				res, err := e.App.Send(ctx, e.Manager, peer, it.path, opt)
 				sum.add(res, err)

@@ -39,10 +39,12 @@ var Rungs = map[string]string{
 }
 
 // DefaultTransports is the default ladder: a tiny file in one stanza
-// (inline, only when it fits the limit and the peer has it), else SOCKS5
-// bytestreams (direct, then through the server's proxy), then IBB through
-// the server (XEP-0260 §2.7).
-var DefaultTransports = []string{"inline", "socks5", "ibb"}
+// (inline, only when it fits the limit and the peer has it), else ICE with a
+// WebRTC data channel when the peer advertises it (XEP-0343; skipped
+// silently when it does not, as Conversations prefers it whenever the peer
+// advertises it), then SOCKS5 bytestreams (direct, then through the server's
+// proxy), then IBB through the server (XEP-0260 §2.7).
+var DefaultTransports = []string{"inline", "ice", "socks5", "ibb"}
 
 // MaxInline caps Config.InlineMax: servers limit stanza sizes.
 const MaxInline = inline.MaxStanzaSize
@@ -61,6 +63,9 @@ const ProxyConnectTimeout = 15 * time.Second
 
 // RungName is the user-facing name of a transport namespace.
 func RungName(ns string) string {
+	if ns == ice.NSICEUDP {
+		return "ice" // the XEP-0343 v0.3 form of the same rung
+	}
 	for k, v := range Rungs {
 		if v == ns {
 			return k
@@ -125,17 +130,20 @@ type Config struct {
 	AppOpts []filetransfer.Option
 	// IBBBlockSize is the block size we offer for IBB (0: ibb's default).
 	IBBBlockSize int
-	// Interfaces restricts SOCKS5 direct candidates to these network
-	// interfaces (socks5.WithInterfaces; "lo" allows loopback). Empty:
-	// every up, non-loopback interface.
+	// Interfaces restricts SOCKS5 direct candidates and ICE gathering to
+	// these network interfaces (socks5.WithInterfaces,
+	// ice.WithInterfaces; "lo" allows loopback). Empty: every up,
+	// non-loopback interface.
 	Interfaces []string
 	// Addresses, if set, are the exact local addresses SOCKS5 offers
 	// (socks5.WithAddresses; wins over Interfaces).
 	Addresses []netip.Addr
 	// NoProxy skips the search for the server's SOCKS5 proxy.
 	NoProxy bool
-	// NoDirect offers no direct SOCKS5 candidate (our addresses stay
-	// private; only the server's proxy, if any, carries SOCKS5).
+	// NoDirect offers no direct SOCKS5 candidate and makes ICE
+	// relay-only (our addresses stay private; only the server's proxy or
+	// a TURN relay carries the data). Without a TURN server ICE is then
+	// neither advertised nor offered.
 	NoDirect bool
 	// SOCKS5Options are appended to the SOCKS5 factory's options (tests:
 	// socks5.WithoutDirect).
@@ -143,6 +151,9 @@ type Config struct {
 	// NoExternalServices skips asking the server for STUN/TURN services
 	// (XEP-0215) for ICE.
 	NoExternalServices bool
+	// ICEServers are STUN/TURN servers given by hand (--stun, --turn),
+	// used besides those the server announces (XEP-0215).
+	ICEServers []webrtc.ICEServer
 	// ICEOptions are appended to the ICE factories' options.
 	ICEOptions []ice.Option
 	// InlineMax is the largest file sent or accepted in one stanza (the
@@ -179,6 +190,18 @@ type Engine struct {
 	Proxy *socks5.StreamHost
 	// Inline is the inline transport, nil when disabled.
 	Inline *inline.Factory
+	// ICEServers are the STUN/TURN servers ICE uses: those given in
+	// Config.ICEServers, then those the server announced (XEP-0215).
+	ICEServers []webrtc.ICEServer
+	// ICEOptions are the options the ICE factories were made with (for
+	// diagnostics such as ice.Probe).
+	ICEOptions []ice.Option
+
+	log *slog.Logger
+	// noICE: NoDirect without any TURN server; ICE could only reveal
+	// our addresses (host candidates) or gather nothing, so the ice rung
+	// is left out of every ladder and ICE is not advertised.
+	noICE bool
 }
 
 // New connects and registers the file-transfer application and the
@@ -249,6 +272,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cl.Close()
 		return nil, fmt.Errorf("socks5: %w", err)
 	}
+	e.log = log
+	var dc, iceUDP jingle.TransportFactory
+	if cfg.Proxy != nil {
+		// UDP cannot go through a SOCKS5 CONNECT proxy, and ICE
+		// candidates would reveal our addresses.
+		log.Debug("engine: behind a proxy: ICE disabled (UDP cannot go through a SOCKS5 proxy)")
+		e.noICE = true
+	} else if dc, iceUDP, err = e.iceFactories(ctx, cl, cfg, log); err != nil {
+		e.IBB.Close()
+		cl.Close()
+		return nil, err
+	}
 	e.App = filetransfer.New(cfg.Store, append([]filetransfer.Option{filetransfer.WithLogger(log)}, cfg.AppOpts...)...)
 	mopts := []jingle.Option{
 		jingle.WithLogger(log),
@@ -260,32 +295,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		// Registered, so advertised in disco#info (NewManager).
 		mopts = append(mopts, jingle.WithTransport(e.Inline))
 	}
-	if cfg.Proxy == nil {
-		iceOpts := []ice.Option{}
-		if len(cfg.Interfaces) > 0 {
-			iceOpts = append(iceOpts, ice.WithInterfaces(cfg.Interfaces...))
-		}
-		if !cfg.NoExternalServices {
-			if servers := iceServers(ctx, cl, log); len(servers) > 0 {
-				iceOpts = append(iceOpts, ice.WithICEServers(servers...))
-			}
-		}
-		iceOpts = append(iceOpts, cfg.ICEOptions...)
-		dc, err := ice.NewFactory(iceOpts...)
-		if err != nil {
-			e.IBB.Close()
-			cl.Close()
-			return nil, fmt.Errorf("ice: %w", err)
-		}
-		iceUDP, err := ice.NewICEUDPFactory(iceOpts...)
-		if err != nil {
-			e.IBB.Close()
-			cl.Close()
-			return nil, fmt.Errorf("ice: %w", err)
-		}
+	if !e.noICE {
+		// Without noICE only: a receiver that could offer no ICE
+		// candidate at all must not advertise ICE, or senders would
+		// try it and wait out its timeout.
 		mopts = append(mopts, jingle.WithTransport(dc), jingle.WithTransport(iceUDP))
-	} else {
-		log.Debug("engine: behind a proxy: ICE disabled (UDP cannot go through a SOCKS5 proxy)")
 	}
 	e.Manager, err = jingle.NewManager(cl, mopts...)
 	if err != nil {
@@ -293,7 +307,25 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cl.Close()
 		return nil, fmt.Errorf("jingle: %w", err)
 	}
+	if !e.noICE {
+		// The Manager advertises the two transport namespaces; a data
+		// channel also needs DTLS (XEP-0320) and, for the v0.3 form,
+		// dtls-sctp (XEP-0343 §6), which is what StanzaJS looks for.
+		cl.AddFeature(ice.NSDTLS)
+		cl.AddFeature(ice.NSSCTP)
+	}
 	return e, nil
+}
+
+func hasTURN(servers []webrtc.ICEServer) bool {
+	for _, s := range servers {
+		for _, u := range s.URLs {
+			if strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // iceServers turns the server's STUN/TURN services (XEP-0215) into ICE
@@ -348,15 +380,17 @@ func findProxy(ctx context.Context, cl *client.Client, log *slog.Logger) (socks5
 }
 
 // SendOptions are the file-transfer options for a ladder of transport
-// namespaces (from ParseTransports), narrowed to what the peer advertises
-// and, for inline, to files up to our limit (a larger file skips it; one
-// with only inline fails before anything is sent). With inline disabled it
-// is dropped from the ladder; if nothing is left, the ladder is empty and
-// Send fails (see CheckTransports).
-func (e *Engine) SendOptions(order []string) filetransfer.SendOptions {
-	o := filetransfer.SendOptions{Transports: order, Features: e.Client}
+// namespaces (from ParseTransports) to peer, narrowed to what the peer
+// advertises. The ice rung becomes the wire form the peer advertises
+// (ICENamespace) and is dropped, silently, when the peer has none; inline
+// is kept for files up to our limit (a larger file skips it; one with only
+// inline fails before anything is sent), and dropped when disabled. Other
+// rungs keep their order. If nothing is left, Send fails (see
+// CheckTransports).
+func (e *Engine) SendOptions(ctx context.Context, peer jid.JID, order []string) filetransfer.SendOptions {
+	o := filetransfer.SendOptions{Transports: e.resolveICE(ctx, peer, order), Features: e.Client}
 	if e.Inline == nil {
-		o.Transports = slices.DeleteFunc(slices.Clone(order), func(ns string) bool { return ns == inline.NS })
+		o.Transports = slices.DeleteFunc(slices.Clone(o.Transports), func(ns string) bool { return ns == inline.NS })
 	} else {
 		o.SizeLimits = map[string]int64{inline.NS: e.Inline.MaxSize()}
 	}
@@ -366,10 +400,60 @@ func (e *Engine) SendOptions(order []string) filetransfer.SendOptions {
 // CheckTransports fails when the ladder (namespaces) has nothing usable:
 // only inline while it is disabled.
 func (e *Engine) CheckTransports(order []string) error {
-	if len(e.SendOptions(order).Transports) == 0 {
+	if e.Inline == nil && len(order) > 0 && !slices.ContainsFunc(order, func(ns string) bool { return ns != inline.NS }) {
 		return ErrInlineDisabled
 	}
 	return nil
+}
+
+// resolveICE replaces the ice rung of order with the form peer speaks.
+func (e *Engine) resolveICE(ctx context.Context, peer jid.JID, order []string) []string {
+	at := slices.IndexFunc(order, isICE)
+	if at < 0 {
+		return order
+	}
+	ns := ""
+	if !e.noICE {
+		fs, err := e.Client.PeerFeatures(ctx, peer)
+		if err != nil {
+			// The ladder's own narrowing will keep every rung too;
+			// offer the form Conversations and we prefer.
+			e.log.Info("engine: peer features unknown; offering ice as is", "peer", peer.String(), "err", err)
+			ns = ice.NSDataChannel
+		} else {
+			ns = ICENamespace(fs)
+		}
+	}
+	out := make([]string, 0, len(order))
+	for i, r := range order {
+		switch {
+		case !isICE(r):
+			out = append(out, r)
+		case i == at && ns != "":
+			out = append(out, ns)
+		}
+	}
+	if ns == "" {
+		e.log.Debug("engine: ice rung skipped", "peer", peer.String(), "relay_only_without_turn", e.noICE)
+	}
+	return out
+}
+
+func isICE(ns string) bool { return ns == ice.NSDataChannel || ns == ice.NSICEUDP }
+
+// ICENamespace is the ice rung's wire form for a peer advertising
+// features: the webrtc-datachannel:1 wrapper when advertised (Conversations
+// 2.13+, us), else ICE-UDP with <sctpmap/> (XEP-0343 v0.3) when the peer
+// advertises ICE-UDP and dtls-sctp (StanzaJS), else "": the peer has no
+// data channel (Dino advertises ICE-UDP and DTLS for calls only).
+func ICENamespace(features []string) string {
+	switch {
+	case slices.Contains(features, ice.NSDataChannel):
+		return ice.NSDataChannel
+	case slices.Contains(features, ice.NSICEUDP) && slices.Contains(features, ice.NSSCTP):
+		return ice.NSICEUDP
+	}
+	return ""
 }
 
 // Close ends every session, then the connection.
@@ -390,4 +474,37 @@ func (e *Engine) ResolvePeer(ctx context.Context, to string) (jid.JID, error) {
 		return jid.JID{}, err
 	}
 	return list[0], nil
+}
+
+// iceFactories makes the two ICE factories (the webrtc-datachannel:1
+// wrapper and the XEP-0343 v0.3 ICE-UDP form) with the STUN/TURN servers
+// given by hand and those the server announces (XEP-0215).
+func (e *Engine) iceFactories(ctx context.Context, cl *client.Client, cfg Config, log *slog.Logger) (dc, iceUDP jingle.TransportFactory, err error) {
+	iceOpts := []ice.Option{}
+	if len(cfg.Interfaces) > 0 {
+		iceOpts = append(iceOpts, ice.WithInterfaces(cfg.Interfaces...))
+	}
+	e.ICEServers = append(e.ICEServers, cfg.ICEServers...)
+	if !cfg.NoExternalServices {
+		e.ICEServers = append(e.ICEServers, iceServers(ctx, cl, log)...)
+	}
+	if len(e.ICEServers) > 0 {
+		iceOpts = append(iceOpts, ice.WithICEServers(e.ICEServers...))
+	}
+	if cfg.NoDirect {
+		// --no-direct keeps our addresses private: ICE may use TURN
+		// relay candidates only (RFC 8445 §5.1.1), and without a TURN
+		// server it is not offered at all.
+		iceOpts = append(iceOpts, ice.WithRelayOnly())
+		e.noICE = !hasTURN(e.ICEServers)
+	}
+	iceOpts = append(iceOpts, cfg.ICEOptions...)
+	e.ICEOptions = iceOpts
+	if dc, err = ice.NewFactory(iceOpts...); err != nil {
+		return nil, nil, fmt.Errorf("ice: %w", err)
+	}
+	if iceUDP, err = ice.NewICEUDPFactory(iceOpts...); err != nil {
+		return nil, nil, fmt.Errorf("ice: %w", err)
+	}
+	return dc, iceUDP, nil
 }

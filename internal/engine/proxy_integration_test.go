@@ -89,7 +89,7 @@ func TestEngineBehindProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	order, _ := engine.ParseTransports([]string{"socks5"})
-	sent, err := alice.App.Send(ctx, alice.Manager, to, path, alice.SendOptions(order))
+	sent, err := alice.App.Send(ctx, alice.Manager, to, path, alice.SendOptions(ctx, to, order))
 	if err != nil {
 		t.Fatalf("send: %v (%+v)", err, sent)
 	}

@@ -133,7 +133,7 @@ func (p *peers) send(ctx context.Context, t *testing.T, path string, names []str
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := p.alice.SendOptions(order)
+	opt := p.alice.SendOptions(ctx, to, order)
 	opt.RungTimeout = rung
 	sent, err = p.alice.App.Send(ctx, p.alice.Manager, to, path, opt)
 	if err != nil {

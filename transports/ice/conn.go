@@ -1,6 +1,7 @@
 package ice
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -47,6 +48,7 @@ type Conn struct {
 	closeErr error
 	once     sync.Once
 	onClose  func()
+	restart  func(context.Context) error
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -273,6 +275,18 @@ func (c *Conn) closeWith(linger time.Duration) {
 			c.onClose()
 		}
 	})
+}
+
+// RestartICE restarts ICE under the open data channel (XEP-0176 §5.9, RFC
+// 8445 §9): new credentials and candidates are exchanged in transport-info
+// and the channel moves to the newly selected pair without losing a byte.
+// It returns once ICE is connected again (or ctx ends). Use it when the
+// network changed (a new address, a dead path). See Transport.Restart.
+func (c *Conn) RestartICE(ctx context.Context) error {
+	if c.restart == nil {
+		return errors.New("ice: conn without a transport to restart")
+	}
+	return c.restart(ctx)
 }
 
 // LocalAddr implements net.Conn: our side of the selected candidate pair.

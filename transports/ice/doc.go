@@ -26,7 +26,13 @@
 // its mapping to Pion's SDP and candidate strings are exported for the
 // RTP side and for tests.
 //
-// This package is not: ICE restart (a transport-info with a new ufrag is
-// refused with feature-not-implemented), XEP-0215 discovery (the ICE
-// servers are given as options), RTP media, or the transport ladder.
+// ICE restarts (XEP-0176 §5.9) work both ways: Transport.Restart (or
+// Conn.RestartICE) sends new credentials and candidates of a higher
+// generation in transport-info, and a transport-info with a new ufrag and
+// pwd from the peer is answered the same way; the data channel carries on
+// over the new pair. Probe gathers candidates without a peer, for
+// diagnostics (xjingle probe).
+//
+// This package is not: XEP-0215 discovery (the ICE servers are given as
+// options), RTP media, or the transport ladder.
 package ice

@@ -80,21 +80,32 @@ type Transport struct {
 	local       sessionParams
 	remoteSet   bool
 	remoteUfrag string
+	remote      peerTransport // the peer's offer/answer: fingerprint, SCTP port
 	remoteCount int
-	peerMaxMsg  uint64
-	pending     []webrtc.ICECandidateInit // before the remote description
-	queue       []Candidate               // local candidates to trickle
-	sent        map[string]bool           // local candidates already announced
-	trickling   bool                      // the peer has our offer/answer
-	gathered    bool                      // gathering complete
-	eocSent     bool
-	timer       *time.Timer
-	conn        *Conn
-	connTaken   bool
-	err         error
-	ready       chan struct{} // closed once conn or err is set
-	closed      bool
-	kick        chan struct{}
+	generation  uint32 // ICE generation: restarts so far (XEP-0176 §5.9)
+	restarting  bool   // our restart offer awaits the peer's new credentials
+	restartDone chan error
+	// peerRestarting: we answered the peer's restart and ICE has not
+	// been connected since.
+	peerRestarting bool
+	rmu            sync.Mutex      // serialises restarts, ours and the peer's
+	oldUfrags      map[string]bool // the peer's ufrags before its restarts
+	peerRestart    int             // restarts the peer started
+	announce       bool            // send our credentials in a transport-info even without candidates
+	peerMaxMsg     uint64
+	pending        []webrtc.ICECandidateInit // before the remote description
+	queue          []Candidate               // local candidates to trickle
+	sent           map[string]bool           // local candidates already announced
+	trickling      bool                      // the peer has our offer/answer
+	gathered       bool                      // gathering complete
+	eocSent        bool
+	timer          *time.Timer
+	conn           *Conn
+	connTaken      bool
+	err            error
+	ready          chan struct{} // closed once conn or err is set
+	closed         bool
+	kick           chan struct{}
 }
 
 var _ jingle.Transport = (*Transport)(nil)
@@ -125,6 +136,9 @@ func (t *Transport) newPC() (*webrtc.PeerConnection, error) {
 	})
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
 		t.log.Debug("ice: connection state", "state", s.String())
+		if s == webrtc.ICEConnectionStateConnected {
+			t.restartConnected()
+		}
 		if s == webrtc.ICEConnectionStateFailed {
 			t.fail(fmt.Errorf("ice: connectivity checks failed: %w", jingle.ErrTransportFailed))
 		}
@@ -157,11 +171,18 @@ func (t *Transport) watch(dc *webrtc.DataChannel) {
 			return
 		}
 		size := t.f.cfg.msgSize
-		if m := t.peerMaxMsg; m != 0 && uint64(size) > m {
+		m := t.peerMaxMsg
+		if m == 0 {
+			// No max-message-size (the v0.3 form): RFC 8841 §6.1
+			// says assume 64 KiB; Pion enforces 65535 bytes.
+			m = defaultPeerMaxMsg
+		}
+		if uint64(size) > m {
 			size = int(m)
 		}
 		local, remote := t.addrsLocked()
 		t.conn = newConn(dc, raw, size, local, remote, nil)
+		t.conn.restart = t.Restart
 		if t.timer != nil {
 			t.timer.Stop()
 		}
@@ -210,6 +231,7 @@ func (t *Transport) addLocalLocked(c Candidate) {
 		return
 	}
 	t.sent[key] = true
+	c.Generation = t.generation
 	t.queue = append(t.queue, c)
 }
 
@@ -410,6 +432,7 @@ func (t *Transport) remoteDescribed(p *peerTransport) {
 	t.mu.Lock()
 	t.remoteSet = true
 	t.remoteUfrag = p.ice.Ufrag
+	t.remote = *p
 	t.remoteCount += len(p.ice.Candidates)
 	pending := t.pending
 	t.pending = nil
@@ -444,10 +467,15 @@ func (t *Transport) Info(ctx context.Context, el jingle.Element) error {
 		return badRequest(err)
 	}
 	t.mu.Lock()
+	if t.remoteSet && p.ice.Ufrag != "" && p.ice.Ufrag != t.remoteUfrag && !t.oldUfrags[p.ice.Ufrag] {
+		// XEP-0176 §5.9: new ufrag and pwd are an ICE restart, or
+		// the peer's answer to ours.
+		t.mu.Unlock()
+		return t.remoteRestart(p)
+	}
 	defer t.mu.Unlock()
-	if t.remoteUfrag != "" && p.ice.Ufrag != "" && p.ice.Ufrag != t.remoteUfrag {
-		// XEP-0176 §5.9 ICE restart: new ufrag/pwd. Not supported yet.
-		return jingle.ErrFeatureNotImplemented.WithText("ICE restart (new ufrag) is not supported")
+	if t.oldUfrags[p.ice.Ufrag] {
+		return nil // a late candidate of a generation restarted since
 	}
 	if t.remoteCount+len(p.ice.Candidates) > MaxRemoteCandidates {
 		return tooMany(t.remoteCount + len(p.ice.Candidates))
@@ -502,9 +530,11 @@ func (t *Transport) startTrickle() {
 				if eoc {
 					t.eocSent = true
 				}
+				announce := t.announce
+				t.announce = false
 				ice := ICEUDP{Ufrag: t.local.ice.Ufrag, Pwd: t.local.ice.Pwd, Candidates: batch, GatheringComplete: eoc}
 				t.mu.Unlock()
-				if len(batch) == 0 && !eoc {
+				if len(batch) == 0 && !eoc && !announce {
 					break
 				}
 				ctx, cancel := context.WithTimeout(t.ctx, 30*time.Second)

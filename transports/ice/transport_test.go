@@ -115,6 +115,7 @@ type spyFactory struct {
 	tamper func(jingle.Element) jingle.Element
 	mu     sync.Mutex
 	links  []jingle.TransportLink
+	ts     []jingle.Transport
 	infos  atomic.Int32 // transport-infos handled
 }
 
@@ -126,7 +127,16 @@ func (f *spyFactory) NewTransport(l jingle.TransportLink) (jingle.Transport, err
 	if err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	f.ts = append(f.ts, t)
+	f.mu.Unlock()
 	return &spyTransport{Transport: t, f: f}, nil
+}
+
+func (f *spyFactory) lastTransport() *ice.Transport {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ts[len(f.ts)-1].(*ice.Transport)
 }
 
 func (f *spyFactory) lastLink() jingle.TransportLink {

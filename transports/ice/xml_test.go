@@ -149,7 +149,7 @@ func captureTransports(t testing.TB, path string) []jingle.Element {
 // (candidates without id/generation/network, <gathering-complete/>, a relay
 // candidate with rel-addr 0.0.0.0 and no rel-port) and round-trips.
 func TestStanzaJSCaptures(t *testing.T) {
-	els := captureTransports(t, "../../shared/captures/stanzajs-12.22.1.xml")
+	els := captureTransports(t, "testdata/stanzajs-12.22.1.xml")
 	if len(els) < 5 {
 		t.Fatalf("%d transports in the capture", len(els))
 	}
@@ -221,7 +221,7 @@ func TestMalformed(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(xep0343Example1))
 	f.Add([]byte(conversationsOffer))
-	for _, el := range captureTransports(f, "../../shared/captures/stanzajs-12.22.1.xml") {
+	for _, el := range captureTransports(f, "testdata/stanzajs-12.22.1.xml") {
 		f.Add(el.Bytes())
 	}
 	f.Fuzz(fuzzBody(f))
