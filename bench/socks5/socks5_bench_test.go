@@ -177,9 +177,10 @@ func (m *memPeak) end() (heapMiB, hwmMiB float64) {
 // hashedCopy is the baselines' two ends: src (a file) → hash → w on the
 // sending side, r → hash+file on the receiving side. It returns the two
 // hex digests. Like the file-transfer path, the receiver reads exactly size
-// bytes (it knows the size from the offer) and the sender closes only after
-// that: mod_proxy65 closes the other side as soon as one side disconnects,
-// dropping what it still buffers.
+// bytes (it knows the size from the offer) and the sender half-closes at
+// end of file and closes only after the receiver is done: mod_proxy65
+// closes the other side as soon as one side disconnects, dropping what it
+// still buffers.
 func hashedCopy(b *testing.B, src string, size int64, w io.WriteCloser, r io.Reader, dst string) (sent, got string) {
 	b.Helper()
 	var wg sync.WaitGroup
@@ -203,6 +204,12 @@ func hashedCopy(b *testing.B, src string, size int64, w io.WriteCloser, r io.Rea
 	sendHash := sha256.New()
 	_, err = io.CopyBuffer(w, io.TeeReader(in, sendHash), make([]byte, copyBuf))
 	in.Close()
+	// Half-close as the file-transfer sender does at end of file: under
+	// Prosody's epoll backend mod_proxy65 forwards the last bytes only on
+	// more input or EOF.
+	if cw, ok := w.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
 	wg.Wait()
 	if err != nil || recvErr != nil {
 		b.Fatalf("baseline copy: send %v, receive %v", err, recvErr)
