@@ -198,6 +198,7 @@ func TestHostile(t *testing.T) {
 	}{
 		{"unknown sid", alice, "set", actionXML("session-info", "nope", ""), jingle.ErrUnknownSession},
 		{"third JID, live sid", mallory, "set", actionXML("session-info", "s1", ""), jingle.ErrUnknownSession},
+		{"transport-replace from a third JID", mallory, "set", actionXML("transport-replace", "s1", `<content creator="initiator" name="c"><transport xmlns="`+nsPipe+`"/></content>`), jingle.ErrUnknownSession},
 		{"same bare JID, other resource", aliceBare2, "set", actionXML("session-terminate", "s1", "<reason><success/></reason>"), jingle.ErrUnknownSession},
 		{"second session-initiate, same sid", alice, "set", initiateXML("s1", aliceJID, nsApp, nsPipe), jingle.ErrOutOfOrder},
 		{"session-accept from the initiator", alice, "set", actionXML("session-accept", "s1", `<content creator="initiator" name="c"><description xmlns="`+nsApp+`"/><transport xmlns="`+nsPipe+`"/></content>`), jingle.ErrOutOfOrder},

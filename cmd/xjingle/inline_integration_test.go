@@ -67,7 +67,7 @@ func TestCLIInline(t *testing.T) {
 		defer cancel()
 		big, sum := writeRandom(t, src, "big2.bin", 100<<10)
 		rc, rout := e.startReceiver(ctx, t, t.TempDir(), "--interface", "lo")
-		sent, out, err := e.sendJSON(ctx, t, big, "--interface", "lo")
+		sent, out, err := e.sendJSON(ctx, t, big, "--interface", "lo", "--transports", "inline,socks5,ibb")
 		if err != nil {
 			t.Errorf("send: %v (%s)", err, out)
 		}

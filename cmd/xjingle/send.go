@@ -74,7 +74,9 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 				if len(kept) == 0 {
 					return fmt.Errorf("no transport left: %s cannot go through the SOCKS5 proxy %s; add socks5 or ibb to --transports", strings.Join(dropped, ", "), px)
 				}
-				if len(dropped) > 0 {
+				if len(dropped) > 0 && cmd.Flags().Changed("transports") {
+					// Asked for by name: say why it is not tried. The
+					// default ladder drops it quietly.
 					g.logger().Warn("not trying "+strings.Join(dropped, ", ")+": UDP cannot go through the SOCKS5 proxy", "proxy", px.String())
 				}
 				order = kept

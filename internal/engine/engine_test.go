@@ -37,7 +37,7 @@ func TestRungNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(order) != 3 || order[0] != ice.NSDataChannel || engine.RungName(order[1]) != "socks5" || engine.RungName(order[2]) != "ibb" {
-		t.Errorf("default ladder %v, want ice, socks5, ibb", order)
+	if len(order) != 4 || engine.RungName(order[0]) != "inline" || order[1] != ice.NSDataChannel || engine.RungName(order[2]) != "socks5" || engine.RungName(order[3]) != "ibb" {
+		t.Errorf("default ladder %v, want inline, ice, socks5, ibb", order)
 	}
 }

@@ -199,7 +199,7 @@ func (t *transport) Conn(ctx context.Context) (net.Conn, error) {
 	select {
 	case <-t.negotiated:
 	case <-t.closed:
-		return nil, fmt.Errorf("inline: conn: %w", net.ErrClosed)
+		return nil, fmt.Errorf("inline: conn: %w: %w", ErrTransportClosed, net.ErrClosed)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("inline: conn before negotiation: %w", ctx.Err())
 	}
