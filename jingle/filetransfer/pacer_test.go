@@ -42,3 +42,31 @@ func TestPacerCancel(t *testing.T) {
 		t.Errorf("cancel took %v", d)
 	}
 }
+
+// TestPacerSplitsLargeWrites: one write larger than pacerChunk is spread
+// out, not sent at once (the copy buffer is larger than the pacing step).
+func TestPacerSplitsLargeWrites(t *testing.T) {
+	var w countingWriter
+	p := &pacer{ctx: context.Background(), w: &w, rate: 1_000_000}
+	start := time.Now()
+	n, err := p.Write(make([]byte, 400_000))
+	if err != nil || n != 400_000 {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	// Chunks of 64 KiB: the last is due when the 6×64 KiB before it are,
+	// at 0.39 s.
+	if d := time.Since(start); d < 350*time.Millisecond || d > 5*time.Second {
+		t.Errorf("400 kB at 1 MB/s in one write took %v, want about 0.39 s", d)
+	}
+	if w.writes != 7 || w.max != pacerChunk {
+		t.Errorf("%d writes, largest %d; want 7 of at most %d", w.writes, w.max, pacerChunk)
+	}
+}
+
+type countingWriter struct{ writes, max int }
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.writes++
+	c.max = max(c.max, len(p))
+	return len(p), nil
+}

@@ -39,6 +39,12 @@ const (
 	tempSuffix = ".part"
 )
 
+// writebackEvery is how many bytes an IncomingFile writes between two
+// requests to the kernel to start writing them to disk (startWriteback).
+// Without them the dirty pages of a large file wait for the fsync of
+// Commit, which then writes the whole file while the transfer waits.
+const writebackEvery = 8 << 20
+
 // Store receives files into one directory, safely:
 //
 //   - Names a peer sends are sanitised: nothing is ever written outside
@@ -97,6 +103,8 @@ type IncomingFile struct {
 	// res is nil for a file that is not resumable.
 	offset int64
 	res    *resumable
+	// flushed is in.n when writeback was last started (startWriteback).
+	flushed int64
 
 	mu   sync.Mutex
 	done bool
@@ -187,6 +195,12 @@ func (in *IncomingFile) write(p []byte) (int, error) {
 	n, err := in.f.Write(p)
 	in.h.Write(p[:n])
 	in.n += int64(n)
+	if in.n-in.flushed >= writebackEvery {
+		// Let the disk work while the network does: the fsync of Commit
+		// then waits for the last few MiB, not the whole file.
+		startWriteback(in.f, in.flushed, in.n-in.flushed)
+		in.flushed = in.n
+	}
 	in.checkpoint(false)
 	if err != nil {
 		return n, fmt.Errorf("filetransfer: write %s: %w", in.tmp, err)

@@ -157,8 +157,9 @@ func (c counter) Write(p []byte) (int, error) {
 }
 
 // pacer caps the rate of writes to w at rate bytes per second (averaged
-// from the first write): each write waits until the bytes before it are
-// due. ctx ends a wait.
+// from the first write): each write of at most pacerChunk bytes waits until
+// the bytes before it are due, so a large write is spread out rather than
+// sent in one burst. ctx ends a wait.
 type pacer struct {
 	ctx   context.Context
 	w     io.Writer
@@ -167,7 +168,23 @@ type pacer struct {
 	sent  int64
 }
 
+// pacerChunk is the largest write the pacer passes on at once.
+const pacerChunk = 64 << 10
+
 func (p *pacer) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		k, err := p.write(b[:min(len(b), pacerChunk)])
+		n += k
+		if err != nil {
+			return n, err
+		}
+		b = b[k:]
+	}
+	return n, nil
+}
+
+func (p *pacer) write(b []byte) (int, error) {
 	if p.start.IsZero() {
 		p.start = time.Now()
 	}
