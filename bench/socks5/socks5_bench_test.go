@@ -21,7 +21,10 @@
 //
 //	go test -run '^$' -bench . -benchtime 1x -timeout 30m ./bench/socks5
 //
-// XJINGLE_BENCH_SIZE (bytes, default 1 GiB) changes the file size.
+// XJINGLE_BENCH_SIZE (bytes, default 1 GiB) changes the file size;
+// XJINGLE_BENCH_FSYNC=1 makes the baselines fsync what they received before
+// the clock stops, as the receiver's safe Store does (it syncs before the
+// file gets its final name).
 package socks5bench
 
 import (
@@ -174,6 +177,19 @@ func (m *memPeak) end() (heapMiB, hwmMiB float64) {
 	return float64(m.heapPeak) / (1 << 20), hwm
 }
 
+// baselineFsync reports whether XJINGLE_BENCH_FSYNC asks the baselines to
+// fsync the received file before they stop the clock, as the file-transfer
+// receiver's safe Store does before it gives the file its final name.
+func baselineFsync() bool { return os.Getenv("XJINGLE_BENCH_FSYNC") == "1" }
+
+// baseName names a baseline, marking the fsync variant.
+func baseName(name string) string {
+	if baselineFsync() {
+		return name + " + fsync"
+	}
+	return name
+}
+
 // hashedCopy is the baselines' two ends: src (a file) → hash → w on the
 // sending side, r → hash+file on the receiving side. It returns the two
 // hex digests. Like the file-transfer path, the receiver reads exactly size
@@ -196,6 +212,9 @@ func hashedCopy(b *testing.B, src string, size int64, w io.WriteCloser, r io.Rea
 		}
 		defer out.Close()
 		_, recvErr = io.CopyBuffer(io.MultiWriter(out, recvHash), io.LimitReader(r, size), make([]byte, copyBuf))
+		if recvErr == nil && baselineFsync() {
+			recvErr = out.Sync()
+		}
 	}()
 	in, err := os.Open(src)
 	if err != nil {
@@ -337,7 +356,7 @@ func BenchmarkDirect(b *testing.B) {
 			b.Fatalf("baseline hashes %s %s, want %s", s1, s2, sum)
 		}
 		os.Remove(filepath.Join(scratch, "raw.bin"))
-		base = result{name: "raw TCP + sha256", seconds: el.Seconds(), heap: heap, hwm: hwm}
+		base = result{name: baseName("raw TCP + sha256"), seconds: el.Seconds(), heap: heap, hwm: hwm}
 
 		real = send(b, alice, bob, src, sum, inbox)
 		clearDir(b, inbox)
@@ -392,7 +411,7 @@ func BenchmarkProxy65(b *testing.B) {
 			b.Fatalf("baseline hashes %s %s, want %s", s1, s2, sum)
 		}
 		os.Remove(filepath.Join(scratch, "raw.bin"))
-		base = result{name: "plain SOCKS5 via proxy65", seconds: el.Seconds(), heap: heap, hwm: hwm}
+		base = result{name: baseName("plain SOCKS5 via proxy65"), seconds: el.Seconds(), heap: heap, hwm: hwm}
 
 		real = send(b, alice, bob, src, sum, inbox)
 		clearDir(b, inbox)

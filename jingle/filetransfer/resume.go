@@ -82,8 +82,19 @@ type ResumeState struct {
 type resumable struct {
 	side   string // sidecar path
 	state  ResumeState
-	synced int64 // in.n at the last fsync
+	synced int64 // in.n when the last checkpoint was started
 	keep   bool  // keep the partial data on Abort
+	// busy is closed when the checkpoint running in the background (a
+	// goroutine owned by the IncomingFile, joined by wait) is done; nil
+	// when none ever ran.
+	busy chan struct{}
+}
+
+// wait joins the background checkpoint, if one runs.
+func (r *resumable) wait() {
+	if r != nil && r.busy != nil {
+		<-r.busy
+	}
 }
 
 // sameHashes reports whether two hash lists agree on every algorithm both
@@ -179,7 +190,7 @@ func (s *Store) openResumable(peer jid.JID, f File, size int64, part string, alg
 		store: s, name: s.StoredName(f.Name), size: size, tmp: part, f: fh, h: h, n: off, offset: off,
 		res: &resumable{side: side, state: want, synced: off, keep: true},
 	}
-	if err := in.writeSidecar(); err != nil {
+	if err := in.writeSidecar(in.n); err != nil {
 		fh.Close()
 		return nil, 0, err
 	}
@@ -215,10 +226,11 @@ func parseSidecar(b []byte) (ResumeState, bool) {
 }
 
 // writeSidecar records the resume state (Written = in.n) atomically.
-func (in *IncomingFile) writeSidecar() error {
+func (in *IncomingFile) writeSidecar(written int64) error {
 	r := in.res
-	r.state.Written = in.n
-	b, err := json.Marshal(r.state)
+	st := r.state
+	st.Written = written
+	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("filetransfer: resume state: %w", err)
 	}
@@ -234,15 +246,42 @@ func (in *IncomingFile) writeSidecar() error {
 }
 
 // checkpoint fsyncs the data and records it in the sidecar every
-// resumeSyncEvery bytes.
+// resumeSyncEvery bytes. The periodic checkpoints run in the background so
+// the receive loop never waits for the disk (an fsync every 4 MiB in line
+// halved the direct SOCKS5 throughput); one at a time, and the sidecar
+// records only bytes written before that fsync began, so it never claims
+// more than is on disk. force (Abort keeping the partial file) waits for
+// the running one and syncs everything written, in line.
 func (in *IncomingFile) checkpoint(force bool) {
 	r := in.res
-	if r == nil || (!force && in.n-r.synced < resumeSyncEvery) {
+	if r == nil {
 		return
 	}
-	if in.f.Sync() == nil && in.writeSidecar() == nil {
-		r.synced = in.n
+	if force {
+		r.wait()
+		if in.f.Sync() == nil && in.writeSidecar(in.n) == nil {
+			r.synced = in.n
+		}
+		return
 	}
+	if in.n-r.synced < resumeSyncEvery {
+		return
+	}
+	if r.busy != nil {
+		select {
+		case <-r.busy:
+		default:
+			return // the previous one still runs; the next write retries
+		}
+	}
+	n, f, done := in.n, in.f, make(chan struct{})
+	r.synced, r.busy = n, done
+	go func() {
+		defer close(done)
+		if f.Sync() == nil {
+			in.writeSidecar(n)
+		}
+	}()
 }
 
 // Offset is the number of bytes that were already on disk when the file was

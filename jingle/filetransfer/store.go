@@ -256,6 +256,7 @@ func (in *IncomingFile) Commit() (string, error) {
 	if in.size >= 0 && in.n != in.size {
 		return "", fmt.Errorf("filetransfer: commit %s: got %d of %d bytes: %w", in.name, in.n, in.size, ErrSizeMismatch)
 	}
+	in.res.wait()
 	if err := in.f.Sync(); err != nil {
 		return "", fmt.Errorf("filetransfer: commit %s: sync: %w", in.name, err)
 	}
@@ -284,6 +285,7 @@ func (in *IncomingFile) Abort() (string, error) {
 		return "", nil
 	}
 	in.done = true
+	in.res.wait()
 	if r := in.res; r != nil && r.keep && in.f != nil && in.n > 0 {
 		// Kept for resume: the sidecar records what is durably on disk.
 		in.checkpoint(true)
