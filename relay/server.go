@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/transport/v5/reuseport"
@@ -93,6 +94,40 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// bindPort opens the UDP sockets of one listen address (SO_REUSEPORT, the
+// same port for all) and the TCP listener on that port. On error it closes
+// what it opened.
+func (s *Server) bindPort(ctx context.Context, lc net.ListenConfig, udpNet, tcpNet, addr string) ([]net.PacketConn, net.Listener, error) {
+	var pcs []net.PacketConn
+	closeAll := func() {
+		for _, pc := range pcs {
+			pc.Close()
+		}
+	}
+	for i := range s.cfg.SocketsPerUDPListen {
+		pc, err := lc.ListenPacket(ctx, udpNet, addr)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("relay: listen udp %s: %w", addr, err)
+		}
+		pcs = append(pcs, pc)
+		if uc, ok := pc.(*net.UDPConn); ok {
+			// Bursts from many clients arrive between two reads; the kernel caps this at net.core.rmem_max.
+			_ = uc.SetReadBuffer(udpSocketBuffer)
+			_ = uc.SetWriteBuffer(udpSocketBuffer)
+		}
+		if i == 0 {
+			addr = pc.LocalAddr().String() // the same port for the other sockets and for TCP
+		}
+	}
+	ln, err := net.Listen(tcpNet, addr)
+	if err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("relay: listen tcp %s: %w", addr, err)
+	}
+	return pcs, ln, nil
+}
+
 func (s *Server) bind() error {
 	lc := net.ListenConfig{Control: reuseport.Control}
 	ctx := context.Background()
@@ -103,29 +138,30 @@ func (s *Server) bind() error {
 			return err
 		}
 		udpNet, tcpNet := networks(host)
-		addr := l.Addr
-		for i := range s.cfg.SocketsPerUDPListen {
-			pc, err := lc.ListenPacket(ctx, udpNet, addr)
+		// With port 0 the kernel picks a free UDP port, and TCP must
+		// take the same number, which another process may hold: pick
+		// again (a few times) rather than fail.
+		_, port, _ := net.SplitHostPort(l.Addr)
+		tries := 1
+		if port == "0" {
+			tries = 20
+		}
+		for try := 1; ; try++ {
+			pcs, ln, err := s.bindPort(ctx, lc, udpNet, tcpNet, l.Addr)
 			if err != nil {
-				return fmt.Errorf("relay: listen udp %s: %w", addr, err)
+				if try < tries && errors.Is(err, syscall.EADDRINUSE) {
+					continue
+				}
+				return err
 			}
-			s.udp = append(s.udp, pc)
-			if uc, ok := pc.(*net.UDPConn); ok {
-				// Bursts from many clients arrive between two reads; the kernel caps this at net.core.rmem_max.
-				_ = uc.SetReadBuffer(udpSocketBuffer)
-				_ = uc.SetWriteBuffer(udpSocketBuffer)
+			for _, pc := range pcs {
+				s.udp = append(s.udp, pc)
+				s.gens[pc.LocalAddr()] = gen
 			}
-			s.gens[pc.LocalAddr()] = gen
-			if i == 0 {
-				addr = pc.LocalAddr().String() // the same port for the other sockets and for TCP
-			}
+			s.tcp = append(s.tcp, ln)
+			s.gens[ln.Addr()] = gen
+			break
 		}
-		ln, err := net.Listen(tcpNet, addr)
-		if err != nil {
-			return fmt.Errorf("relay: listen tcp %s: %w", addr, err)
-		}
-		s.tcp = append(s.tcp, ln)
-		s.gens[ln.Addr()] = gen
 	}
 	for _, l := range s.cfg.TLSListen {
 		host, _, _ := net.SplitHostPort(l.Addr)
