@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"io"
 	"os"
 	"path/filepath"
@@ -153,7 +154,7 @@ It prints the result and checks that the SHA-256 of what bob received matches.`,
 	}
 	f := cmd.Flags()
 	f.Int64Var(&size, "size", 8<<20, "size of the random file to send when no FILE is given")
-	f.StringSliceVar(&transports, "transports", engine.DefaultTransports, "transports to try, in order (ice, socks5, ibb; ice only when the peer supports it)")
+	f.StringSliceVar(&transports, "transports", engine.DefaultTransports, fmt.Sprintf("transports to try, in order (%s)", strings.Join(engine.RungNames(), ", ")))
 	f.BoolVar(&keep, "keep", false, "keep the demo's files (server, inbox) and print where")
 	return cmd
 }
