@@ -30,6 +30,13 @@ var (
 	// (transport-replace, XEP-0166 §7.2.15). From Transport.Accept it makes
 	// the Manager refuse the offer.
 	ErrTransportFailed = errors.New("jingle: transport failed")
+	// ErrTransportSecurity is wrapped by Transport errors when the peer at
+	// the other end of the stream could not be authenticated (a DTLS
+	// fingerprint that does not match the certificate, XEP-0320). The
+	// session ends with security-error (XEP-0166 §7.4) and no other
+	// transport is tried: falling back would hand the bytes to whoever
+	// broke the first one.
+	ErrTransportSecurity = errors.New("jingle: transport peer not authenticated")
 	// errEventsDropped is the text of the log line when a session's event
 	// queue is full; see Session.Events.
 	errEventsDropped = errors.New("jingle: event queue full, event dropped")

@@ -764,7 +764,7 @@ func rangeOf(r *Range, size int64) (off, n int64, err error) {
 func (a *App) sendData(ctx context.Context, s *jingle.Session, c *jingle.Content, connect func(context.Context) (net.Conn, error), f io.Reader, size, off, n int64, t *Transfer, w *watcher, res *Result) error {
 	conn, err := connect(ctx)
 	if err != nil {
-		return a.endedErr(s, w, fmt.Errorf("filetransfer: send: transport: %w", err), jingle.ReasonFailedTransport)
+		return a.endedErr(s, w, fmt.Errorf("filetransfer: send: transport: %w", err), transportReason(err))
 	}
 	res.Transport = c.TransportNamespace()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -894,7 +894,7 @@ func (a *App) receiveData(ctx context.Context, s *jingle.Session, c *jingle.Cont
 	}()
 	conn, err := connect(ctx)
 	if err != nil {
-		return a.endedErr(s, w, fmt.Errorf("filetransfer: receive: transport: %w", err), jingle.ReasonFailedTransport)
+		return a.endedErr(s, w, fmt.Errorf("filetransfer: receive: transport: %w", err), transportReason(err))
 	}
 	res.Transport = c.TransportNamespace()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -1187,6 +1187,16 @@ func (i *idleConn) Write(p []byte) (int, error) {
 }
 
 // reasonErr maps a session-terminate reason to the package's sentinels.
+// transportReason is the session-terminate reason for a transport that
+// brought no stream: security-error when the peer could not be
+// authenticated (jingle.ErrTransportSecurity), else failed-transport.
+func transportReason(err error) string {
+	if errors.Is(err, jingle.ErrTransportSecurity) {
+		return jingle.ReasonSecurityError
+	}
+	return jingle.ReasonFailedTransport
+}
+
 func reasonErr(r jingle.Reason, byPeer bool) error {
 	who := "locally"
 	if byPeer {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,11 @@ func TestFingerprintMismatchNoFallback(t *testing.T) {
 	}
 	if res.Transport == ibb.NSJingle {
 		t.Fatalf("the ladder fell back to IBB after a DTLS authentication failure: %+v", res)
+	}
+	// Whichever side saw the mismatch first, the session ends as a
+	// security error (XEP-0166 §7.4), not a mere transport failure.
+	if !errors.Is(err, jingle.ErrTransportSecurity) && !strings.Contains(err.Error(), jingle.ReasonSecurityError) {
+		t.Errorf("alice's error %v, want a security error", err)
 	}
 	select {
 	case tr := <-bob.in:

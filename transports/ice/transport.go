@@ -17,7 +17,7 @@ import (
 // certificate that does not match the fingerprint it announced (XEP-0320
 // §3). It does not wrap jingle.ErrTransportFailed: an authentication failure
 // is a security error, not a reason to try another transport silently.
-var ErrDTLS = errors.New("ice: DTLS handshake or fingerprint check failed")
+var ErrDTLS = fmt.Errorf("ice: DTLS handshake or fingerprint check failed: %w", jingle.ErrTransportSecurity)
 
 // Factory makes ICE data channel transports of one wire form. It
 // implements jingle.TransportFactory.
