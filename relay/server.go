@@ -37,6 +37,7 @@ type Server struct {
 	cert   atomic.Pointer[tls.Certificate]
 	gens   map[net.Addr]*relayGen // per listening socket
 
+	creds   atomic.Pointer[credentials] // replaced by SetCredentials (SIGHUP)
 	quota   quota
 	traffic traffic
 	limiter ipLimiter
@@ -76,6 +77,7 @@ func New(cfg Config) (*Server, error) {
 		done:    make(chan struct{}),
 		closed:  make(chan struct{}),
 	}
+	s.creds.Store(newCredentials(cfg.Secrets, cfg.Users))
 	s.m = newMetrics(s)
 	if len(cfg.TLSListen) > 0 {
 		if err := s.ReloadCertificates(); err != nil {
@@ -234,7 +236,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	for _, pc := range s.udp {
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{
-			PacketConn:            &clientPacketConn{PacketConn: pc, s: s, loopDone: loopDone()},
+			PacketConn: &clientPacketConn{PacketConn: pc, s: s, br: newBatchReader(pc, listenBatch),
+				loopDone: loopDone()},
 			RelayAddressGenerator: s.gens[pc.LocalAddr()],
 			PermissionHandler:     s.permit,
 		})
@@ -385,18 +388,18 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 	if ra.Realm != s.cfg.Realm {
 		return fail(reasonBadRealm)
 	}
-	if len(s.cfg.Secrets) > 0 {
+	cr := s.creds.Load()
+	if len(cr.secrets) > 0 {
 		if exp, user, err := parseRESTUsername(ra.Username); err == nil {
 			if s.cfg.Now().Unix() > exp {
 				return fail(reasonExpired)
 			}
-			secret := s.cfg.Secrets[0]
-			if len(s.cfg.Secrets) > 1 {
-				i, ok := s.hints.take(ra.SrcAddr.String(), ra.Username)
-				if !ok {
+			secret := cr.secrets[0]
+			if len(cr.secrets) > 1 {
+				var ok bool
+				if secret, ok = s.hints.take(ra.SrcAddr.String(), ra.Username); !ok {
 					return fail(reasonBadIntegrity)
 				}
-				secret = s.cfg.Secrets[i]
 			}
 			if user == "" {
 				user = ra.Username
@@ -404,7 +407,7 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 			return "rest:" + user, longTermKey(ra.Username, ra.Realm, restPassword(secret, ra.Username)), true
 		}
 	}
-	if pw, ok := s.cfg.Users[ra.Username]; ok {
+	if pw, ok := cr.users[ra.Username]; ok {
 		return "user:" + ra.Username, longTermKey(ra.Username, ra.Realm, pw), true
 	}
 	return fail(reasonUnknownUser)
