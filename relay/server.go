@@ -607,5 +607,5 @@ func (g *relayGen) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) 
 	if err != nil {
 		return nil, fmt.Errorf("relay: connect %s: %w", conf.RemoteAddr, err)
 	}
-	return c, nil
+	return g.s.newPeerConn(c), nil
 }
