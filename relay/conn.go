@@ -17,20 +17,12 @@ import (
 type clientPacketConn struct {
 	net.PacketConn
 	s        *Server
-	br       *batchReader // nil: unbatched
 	loopDone func()
 }
 
 func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		var n int
-		var addr net.Addr
-		var err error
-		if c.br != nil {
-			n, addr, err = c.br.readFrom(p)
-		} else {
-			n, addr, err = c.PacketConn.ReadFrom(p)
-		}
+		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil {
 			c.loopDone()
 			return n, addr, err
@@ -51,9 +43,6 @@ type relayConn struct {
 	lim    [2]*bucket
 	timer  *time.Timer
 	closed sync.Once
-	// Owned by pion's relay read loop: reads so far, and the batch reader set up after relayBatchAfter.
-	reads int
-	br    *batchReader
 }
 
 func (s *Server) newRelayConn(pc net.PacketConn, user string) *relayConn {
@@ -89,17 +78,7 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // ReadFrom receives a peer's data for the client.
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		var n int
-		var addr net.Addr
-		var err error
-		if c.br != nil {
-			n, addr, err = c.br.readFrom(p)
-		} else {
-			n, addr, err = c.PacketConn.ReadFrom(p)
-			if c.reads++; c.reads == relayBatchAfter {
-				c.br = newBatchReader(c.PacketConn, relayBatch)
-			}
-		}
+		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil {
 			return n, addr, err
 		}

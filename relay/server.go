@@ -236,8 +236,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	for _, pc := range s.udp {
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{
-			PacketConn: &clientPacketConn{PacketConn: pc, s: s, br: newBatchReader(pc, listenBatch),
-				loopDone: loopDone()},
+			PacketConn:            &clientPacketConn{PacketConn: pc, s: s, loopDone: loopDone()},
 			RelayAddressGenerator: s.gens[pc.LocalAddr()],
 			PermissionHandler:     s.permit,
 		})

@@ -1,11 +1,9 @@
 package relay
 
 import (
-	"bytes"
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -228,51 +226,4 @@ func FuzzFramedConn(f *testing.F) {
 		}
 		c.Close()
 	})
-}
-
-// TestBatchReader reads datagrams queued on a UDP socket through recvmmsg batches smaller than the queue:
-// every datagram comes out once, in order, whole, with its source address, and a read deadline still ends
-// the wait.
-func TestBatchReader(t *testing.T) {
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	src, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	br := newBatchReader(pc, 4)
-	if br == nil {
-		t.Fatal("no batch reader for a UDP socket")
-	}
-	const count = 10 // more than two batches; loopback queues all of them before the first read
-	for i := range count {
-		if _, err := src.WriteTo(bytes.Repeat([]byte{byte(i)}, 100+i), pc.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, batchBufSize)
-	for i := range count {
-		n, addr, err := br.readFrom(buf)
-		if err != nil {
-			t.Fatalf("read %d: %v", i, err)
-		}
-		if n != 100+i || buf[0] != byte(i) || buf[n-1] != byte(i) {
-			t.Fatalf("read %d: %d bytes starting %d, want %d bytes of %d", i, n, buf[0], 100+i, i)
-		}
-		if addr.String() != src.LocalAddr().String() {
-			t.Errorf("read %d from %s, want %s", i, addr, src.LocalAddr())
-		}
-	}
-	_ = pc.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-	if _, _, err := br.readFrom(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("read past the queue: %v, want a deadline error", err)
-	}
-	if newBatchReader(struct{ net.PacketConn }{pc}, 4) != nil {
-		t.Error("batch reader for a wrapped (non-UDPConn) socket")
-	}
 }
