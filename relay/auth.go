@@ -196,3 +196,35 @@ func readPrivateFile(path string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// credentials are the secrets and static users in force; SetCredentials swaps them as a whole.
+type credentials struct {
+	secrets []string
+	users   map[string]string
+}
+
+func newCredentials(secrets []string, users map[string]string) *credentials {
+	c := &credentials{secrets: append([]string(nil), secrets...), users: make(map[string]string, len(users))}
+	for u, p := range users {
+		c.users[u] = p
+	}
+	return c
+}
+
+// SetCredentials replaces the REST API secrets and the static users, for example after the operator edited
+// the secret or users file (the CLI calls it on SIGHUP). Requests authenticated from then on use the new
+// ones: credentials made with a removed secret or for a removed user get 401 on their next request, including
+// the refreshes and permissions of allocations they already hold. It returns an error wrapping
+// ErrInvalidConfig, and keeps the old credentials, when there would be none or a secret is empty.
+func (s *Server) SetCredentials(secrets []string, users map[string]string) error {
+	if len(secrets) == 0 && len(users) == 0 {
+		return fmt.Errorf("%w: no credentials: give a REST API secret or static users", ErrInvalidConfig)
+	}
+	for i, sec := range secrets {
+		if sec == "" {
+			return fmt.Errorf("%w: secret %d is empty", ErrInvalidConfig, i)
+		}
+	}
+	s.creds.Store(newCredentials(secrets, users))
+	return nil
+}

@@ -112,6 +112,47 @@ type relayListener struct {
 	closed sync.Once
 }
 
+// Accept hands pion a peer's connection to the relayed address (RFC 6062 §4.3), counted.
+func (l *relayListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.s.newPeerConn(c), nil
+}
+
+// peerConn is an RFC 6062 peer data connection, accepted on a relayed listener or dialled for a Connect. It
+// counts the bytes pion copies through it into xjingle_relay_tcp_relayed_bytes_total.
+type peerConn struct {
+	net.Conn
+	t *traffic
+}
+
+func (s *Server) newPeerConn(c net.Conn) *peerConn {
+	s.m.tcpPeerConns.Inc()
+	return &peerConn{Conn: c, t: &s.traffic}
+}
+
+// Read receives the peer's bytes for the client; they are counted before pion forwards them.
+func (c *peerConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.t.tcp[dirPeerToClient].Add(uint64(n))
+	}
+	return n, err
+}
+
+// Write sends the client's bytes to the peer. They are counted before the write, so that the metric already
+// shows them when the peer has them; what was not written is taken back.
+func (c *peerConn) Write(p []byte) (int, error) {
+	c.t.tcp[dirClientToPeer].Add(uint64(len(p)))
+	n, err := c.Conn.Write(p)
+	if n < len(p) {
+		c.t.tcp[dirClientToPeer].Add(^uint64(len(p) - n - 1)) // subtract len(p)-n
+	}
+	return n, err
+}
+
 func (l *relayListener) Close() error {
 	err := l.Listener.Close()
 	l.closed.Do(func() { l.s.quota.release(l.user) })

@@ -63,14 +63,14 @@ func (s *Server) inspect(b []byte, src net.Addr) bool {
 		}
 		return true
 	}
-	if len(s.cfg.Secrets) > 1 {
-		s.hintSecret(b, src)
+	if cr := s.creds.Load(); len(cr.secrets) > 1 {
+		s.hintSecret(cr.secrets, b, src)
 	}
 	return true
 }
 
 // hintSecret finds the REST secret whose key validates b's MESSAGE-INTEGRITY and records it for src.
-func (s *Server) hintSecret(b []byte, src net.Addr) {
+func (s *Server) hintSecret(secrets []string, b []byte, src net.Addr) {
 	m := &stun.Message{Raw: append([]byte(nil), b...)}
 	if err := m.Decode(); err != nil {
 		return
@@ -84,13 +84,13 @@ func (s *Server) hintSecret(b []byte, src net.Addr) {
 	if _, _, err := parseRESTUsername(username); err != nil {
 		return
 	}
-	idx := -1
-	for i, secret := range s.cfg.Secrets {
+	match := ""
+	for _, secret := range secrets {
 		key := longTermKey(username, realm.String(), restPassword(secret, username))
 		if stun.MessageIntegrity(key).Check(m) == nil {
-			idx = i
+			match = secret
 			break
 		}
 	}
-	s.hints.put(src.String(), username, idx)
+	s.hints.put(src.String(), username, match)
 }

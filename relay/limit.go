@@ -100,10 +100,10 @@ type hintMap struct {
 
 type hint struct {
 	username string
-	secret   int // index in Config.Secrets, -1 when none matched
+	secret   string // the secret that matched, "" when none did
 }
 
-func (h *hintMap) put(src, username string, secret int) {
+func (h *hintMap) put(src, username, secret string) {
 	h.mu.Lock()
 	if h.m == nil || len(h.m) >= maxTrackedSources {
 		h.m = make(map[string]hint)
@@ -112,13 +112,13 @@ func (h *hintMap) put(src, username string, secret int) {
 	h.mu.Unlock()
 }
 
-func (h *hintMap) take(src, username string) (int, bool) {
+func (h *hintMap) take(src, username string) (string, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	v, ok := h.m[src]
 	if !ok || v.username != username {
-		return -1, false
+		return "", false
 	}
 	delete(h.m, src)
-	return v.secret, v.secret >= 0
+	return v.secret, v.secret != ""
 }

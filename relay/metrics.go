@@ -35,6 +35,7 @@ type metrics struct {
 	dropped       *prometheus.CounterVec
 	tcpConns      prometheus.Gauge
 	tcpRejected   prometheus.Counter
+	tcpPeerConns  prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -65,8 +66,11 @@ func newMetrics(s *Server) *metrics {
 		Help: "Client TCP and TLS connections open now."})
 	m.tcpRejected = prometheus.NewCounter(prometheus.CounterOpts{Name: metricPrefix + "tcp_connections_rejected_total",
 		Help: "Client TCP/TLS connections closed at accept (limit reached or draining)."})
+	m.tcpPeerConns = prometheus.NewCounter(prometheus.CounterOpts{Name: metricPrefix + "tcp_peer_connections_total",
+		Help: "RFC 6062 TCP peer data connections, accepted on relayed addresses or dialled for Connect."})
 	for _, c := range []prometheus.Collector{m.allocTotal, m.allocRejected, m.authFailures, m.permActive, m.permTotal,
-		m.chanActive, m.chanTotal, m.deniedPeer, m.unauthLimited, m.dropped, m.tcpConns, m.tcpRejected} {
+		m.chanActive, m.chanTotal, m.deniedPeer, m.unauthLimited, m.dropped, m.tcpConns, m.tcpRejected,
+		m.tcpPeerConns} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: metricPrefix + "allocations_active",
@@ -94,6 +98,9 @@ type counters struct {
 // traffic sums relayed traffic over live allocations (read at scrape time, so the per-packet path touches
 // only its own allocation's counters) and the allocations that ended.
 type traffic struct {
+	// tcp counts the bytes of RFC 6062 peer data connections, by direction (there are no packets to count).
+	tcp [2]atomic.Uint64
+
 	mu     sync.Mutex
 	live   map[*counters]struct{}
 	closed [2][2]uint64 // [packets|bytes][direction]
@@ -136,17 +143,24 @@ var (
 		"Packets relayed, by direction.", []string{"direction"}, nil)
 	descBytes = prometheus.NewDesc(metricPrefix+"relayed_bytes_total",
 		"Payload bytes relayed, by direction.", []string{"direction"}, nil)
+	descTCPBytes = prometheus.NewDesc(metricPrefix+"tcp_relayed_bytes_total",
+		"Bytes relayed over RFC 6062 TCP peer data connections, by direction.", []string{"direction"}, nil)
 )
 
 type trafficCollector struct{ t *traffic }
 
-func (c *trafficCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descPackets; ch <- descBytes }
+func (c *trafficCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descPackets
+	ch <- descBytes
+	ch <- descTCPBytes
+}
 
 func (c *trafficCollector) Collect(ch chan<- prometheus.Metric) {
 	p, b := c.t.totals()
 	for d := range 2 {
 		ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(p[d]), dirNames[d])
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(b[d]), dirNames[d])
+		ch <- prometheus.MustNewConstMetric(descTCPBytes, prometheus.CounterValue, float64(c.t.tcp[d].Load()), dirNames[d])
 	}
 }
 

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -153,6 +154,48 @@ func TestSecretRotation(t *testing.T) {
 	u, p := RESTCredentials("retired", "carol", time.Hour, time.Now())
 	if _, err := newClient(t, s, u, p).Allocate(); turnCode(err) != 401 {
 		t.Errorf("retired secret: %v, want 401", err)
+	}
+}
+
+// TestSetCredentials swaps secrets and static users while serving (what SIGHUP does): credentials made with
+// the removed secret or for the removed user get 401, the new ones work, and so does a secret kept across the
+// swap (rotation with two secrets).
+func TestSetCredentials(t *testing.T) {
+	s := startServer(t, func(c *Config) { c.Users = map[string]string{"alice": "pw-alice"} })
+	allocate := func(u, p string) error {
+		r, err := newClient(t, s, u, p).Allocate()
+		if err == nil {
+			r.Close()
+		}
+		return err
+	}
+	oldU, oldP := RESTCredentials(testSecret, "carol", time.Hour, time.Now())
+	if err := allocate(oldU, oldP); err != nil {
+		t.Fatalf("before the swap, old secret: %v", err)
+	}
+	if err := allocate("alice", "pw-alice"); err != nil {
+		t.Fatalf("before the swap, alice: %v", err)
+	}
+	if err := s.SetCredentials(nil, nil); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("SetCredentials(nil, nil) = %v, want ErrInvalidConfig", err)
+	}
+	if err := s.SetCredentials([]string{"fresh", "kept"}, map[string]string{"bob": "pw-bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := allocate(oldU, oldP); turnCode(err) != 401 {
+		t.Errorf("removed secret: %v, want 401", err)
+	}
+	if err := allocate("alice", "pw-alice"); turnCode(err) != 401 {
+		t.Errorf("removed user: %v, want 401", err)
+	}
+	for _, secret := range []string{"fresh", "kept"} {
+		u, p := RESTCredentials(secret, "carol", time.Hour, time.Now())
+		if err := allocate(u, p); err != nil {
+			t.Errorf("new secret %q: %v", secret, err)
+		}
+	}
+	if err := allocate("bob", "pw-bob"); err != nil {
+		t.Errorf("new user: %v", err)
 	}
 }
 

@@ -38,6 +38,7 @@ type Server struct {
 	cert   atomic.Pointer[tls.Certificate]
 	gens   map[net.Addr]*relayGen // per listening socket
 
+	creds   atomic.Pointer[credentials] // replaced by SetCredentials (SIGHUP)
 	quota   quota
 	traffic traffic
 	limiter ipLimiter
@@ -77,6 +78,7 @@ func New(cfg Config) (*Server, error) {
 		done:    make(chan struct{}),
 		closed:  make(chan struct{}),
 	}
+	s.creds.Store(newCredentials(cfg.Secrets, cfg.Users))
 	s.m = newMetrics(s)
 	if len(cfg.TLSListen) > 0 {
 		if err := s.ReloadCertificates(); err != nil {
@@ -421,18 +423,18 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 	if ra.Realm != s.cfg.Realm {
 		return fail(reasonBadRealm)
 	}
-	if len(s.cfg.Secrets) > 0 {
+	cr := s.creds.Load()
+	if len(cr.secrets) > 0 {
 		if exp, user, err := parseRESTUsername(ra.Username); err == nil {
 			if s.cfg.Now().Unix() > exp {
 				return fail(reasonExpired)
 			}
-			secret := s.cfg.Secrets[0]
-			if len(s.cfg.Secrets) > 1 {
-				i, ok := s.hints.take(ra.SrcAddr.String(), ra.Username)
-				if !ok {
+			secret := cr.secrets[0]
+			if len(cr.secrets) > 1 {
+				var ok bool
+				if secret, ok = s.hints.take(ra.SrcAddr.String(), ra.Username); !ok {
 					return fail(reasonBadIntegrity)
 				}
-				secret = s.cfg.Secrets[i]
 			}
 			if user == "" {
 				user = ra.Username
@@ -440,7 +442,7 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 			return "rest:" + user, longTermKey(ra.Username, ra.Realm, restPassword(secret, ra.Username)), true
 		}
 	}
-	if pw, ok := s.cfg.Users[ra.Username]; ok {
+	if pw, ok := cr.users[ra.Username]; ok {
 		return "user:" + ra.Username, longTermKey(ra.Username, ra.Realm, pw), true
 	}
 	return fail(reasonUnknownUser)
@@ -640,5 +642,5 @@ func (g *relayGen) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) 
 	if err != nil {
 		return nil, fmt.Errorf("relay: connect %s: %w", conf.RemoteAddr, err)
 	}
-	return c, nil
+	return g.s.newPeerConn(c), nil
 }

@@ -180,6 +180,15 @@ func TestTCPAllocation(t *testing.T) {
 	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "world" {
 		t.Fatalf("client got %q, %v", buf, err)
 	}
+	// RFC 6062 traffic is in the metrics: 5 bytes each way over one dialled peer connection.
+	for _, dir := range []string{"client_to_peer", "peer_to_client"} {
+		if got := metric(t, s, "xjingle_relay_tcp_relayed_bytes_total", "direction", dir); got != 5 {
+			t.Errorf("tcp_relayed_bytes_total{direction=%q} = %v, want 5", dir, got)
+		}
+	}
+	if got := metric(t, s, "xjingle_relay_tcp_peer_connections_total"); got != 1 {
+		t.Errorf("tcp_peer_connections_total = %v, want 1", got)
+	}
 
 	// A Connect to a denied peer is refused.
 	if _, err := alloc.Connect(&net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 80}); err == nil {

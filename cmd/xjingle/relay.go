@@ -66,7 +66,7 @@ and reserved addresses; open ranges with --allow-peer. The shared secret is read
 
 Every flag has a key in the TOML --config file: the flag name with '-' replaced by '_'
 (listen = ["0.0.0.0:3478"], secret_file = "/etc/xjingle/relay.secret", ...). Flags win over
-the file. SIGHUP reloads the TLS certificate; SIGTERM drains (up to --drain-timeout) and exits.`,
+the file. SIGHUP reloads the secret file, the users file and the TLS certificate; SIGTERM drains (up to --drain-timeout) and exits.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -85,8 +85,8 @@ the file. SIGHUP reloads the TLS certificate; SIGTERM drains (up to --drain-time
 	fl.StringVar(&f.cert, "cert", "", "TLS certificate chain (PEM); reloaded on SIGHUP")
 	fl.StringVar(&f.key, "key", "", "TLS private key (PEM); reloaded on SIGHUP")
 	fl.StringVar(&f.realm, "realm", relay.DefaultRealm, "long-term credential realm")
-	fl.StringVar(&f.secretFile, "secret-file", "", "file with TURN REST API shared secrets, one a line (or env XJINGLE_RELAY_SECRET)")
-	fl.StringVar(&f.usersFile, "users-file", "", "file with static users, user:password a line")
+	fl.StringVar(&f.secretFile, "secret-file", "", "file with TURN REST API shared secrets, one a line (or env XJINGLE_RELAY_SECRET); reloaded on SIGHUP")
+	fl.StringVar(&f.usersFile, "users-file", "", "file with static users, user:password a line; reloaded on SIGHUP")
 	fl.StringArrayVar(&f.allowPeer, "allow-peer", nil, "allow relaying to this CIDR even if denied by default (repeatable)")
 	fl.StringArrayVar(&f.denyPeer, "deny-peer", nil, "deny relaying to this CIDR (repeatable)")
 	fl.StringVar(&f.publicIP, "public-ip", "", "IPv4 address advertised for relayed addresses (1:1 NAT)")
@@ -214,28 +214,56 @@ func (f *relayFlags) relayConfig(log *slog.Logger) (relay.Config, error) {
 		}
 		*p.out = ip.Unmap()
 	}
+	var err error
+	cfg.Secrets, cfg.Users, err = f.credentials()
+	return cfg, err
+}
+
+// credentials reads the REST secrets (--secret-file, else XJINGLE_RELAY_SECRET) and the static users
+// (--users-file).
+func (f *relayFlags) credentials() (secrets []string, users map[string]string, err error) {
 	switch {
 	case f.secretFile != "":
-		s, err := relay.ReadSecretsFile(f.secretFile)
-		if err != nil {
-			return cfg, err
+		if secrets, err = relay.ReadSecretsFile(f.secretFile); err != nil {
+			return nil, nil, err
 		}
-		cfg.Secrets = s
 	case os.Getenv("XJINGLE_RELAY_SECRET") != "":
-		s, err := relay.ReadSecrets(strings.NewReader(os.Getenv("XJINGLE_RELAY_SECRET")))
-		if err != nil {
-			return cfg, err
+		if secrets, err = relay.ReadSecrets(strings.NewReader(os.Getenv("XJINGLE_RELAY_SECRET"))); err != nil {
+			return nil, nil, err
 		}
-		cfg.Secrets = s
 	}
 	if f.usersFile != "" {
-		u, err := relay.ReadUsersFile(f.usersFile)
-		if err != nil {
-			return cfg, err
+		if users, err = relay.ReadUsersFile(f.usersFile); err != nil {
+			return nil, nil, err
 		}
-		cfg.Users = u
 	}
-	return cfg, nil
+	return secrets, users, nil
+}
+
+// reloadRelay is what SIGHUP does: it reads the secret file and the users file again and puts them in force
+// (credentials made with a secret no longer in the file get 401 from then on), and reloads the TLS
+// certificate. Whatever fails to load is reported and the old one stays in use.
+func reloadRelay(srv *relay.Server, f *relayFlags, log *slog.Logger) error {
+	var errs []error
+	if f.secretFile != "" || f.usersFile != "" {
+		secrets, users, err := f.credentials()
+		if err == nil {
+			err = srv.SetCredentials(secrets, users)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("relay: reload credentials: %w", err))
+		} else {
+			log.Info("credentials reloaded", "secrets", len(secrets), "users", len(users))
+		}
+	}
+	if f.cert != "" {
+		if err := srv.ReloadCertificates(); err != nil {
+			errs = append(errs, err)
+		} else {
+			log.Info("certificate reloaded")
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func runRelay(ctx context.Context, f *relayFlags, stderr interface{ Write([]byte) (int, error) }) error {
@@ -279,10 +307,8 @@ loop:
 	for {
 		select {
 		case <-hup:
-			if err := srv.ReloadCertificates(); err != nil {
-				log.Error("certificate reload failed", "err", err)
-			} else {
-				log.Info("certificate reloaded")
+			if err := reloadRelay(srv, f, log); err != nil {
+				log.Error("reload failed", "err", err)
 			}
 		case err := <-served:
 			if !errors.Is(err, relay.ErrServerClosed) {

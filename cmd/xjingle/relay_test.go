@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 	"go.uber.org/goleak"
 
@@ -48,8 +50,9 @@ func relayTestMain() int {
 	return 0
 }
 
-// relayAddrs reads JSON log lines until the relay and metrics addresses are known.
-func relayAddrs(t *testing.T, r io.Reader) (udp, metrics string) {
+// relayAddrs reads JSON log lines until the relay and metrics addresses are known. Later log messages ("msg"
+// values) go to logs, which drops them when its buffer is full and is closed at the end of r.
+func relayAddrs(t *testing.T, r io.Reader) (udp, metrics string, logs <-chan string) {
 	t.Helper()
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -67,12 +70,79 @@ func relayAddrs(t *testing.T, r io.Reader) (udp, metrics string) {
 			}
 		}
 		if udp != "" && metrics != "" {
-			go io.Copy(io.Discard, r) // keep the child's stderr flowing
-			return udp, metrics
+			ch := make(chan string, 64)
+			go func() { // keeps the child's stderr flowing
+				defer close(ch)
+				for sc.Scan() {
+					var rec map[string]any
+					if json.Unmarshal(sc.Bytes(), &rec) != nil {
+						continue
+					}
+					if msg, ok := rec["msg"].(string); ok {
+						select {
+						case ch <- msg:
+						default:
+						}
+					}
+				}
+				_, _ = io.Copy(io.Discard, r)
+			}()
+			return udp, metrics, ch
 		}
 	}
 	t.Fatalf("relay did not report its addresses: %v", sc.Err())
-	return "", ""
+	return "", "", nil
+}
+
+// tryAllocate makes an allocation with REST credentials made with secret and returns the TURN error code of
+// the refusal (0 when it succeeds).
+func tryAllocate(t *testing.T, server, secret string) int {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	u, p := relay.RESTCredentials(secret, "cli-test", time.Hour, time.Now())
+	c, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: server, TURNServerAddr: server, Conn: conn,
+		Username: u, Password: p, Realm: "cli.example", RTO: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Allocate()
+	if err == nil {
+		r.Close()
+		return 0
+	}
+	var te *stun.TurnError
+	if errors.As(err, &te) {
+		return int(te.ErrorCodeAttr.Code)
+	}
+	t.Fatalf("Allocate: %v", err)
+	return 0
+}
+
+// waitLog waits for the log message want.
+func waitLog(t *testing.T, logs <-chan string, want string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case msg, ok := <-logs:
+			if !ok {
+				t.Fatalf("relay log ended before %q", want)
+			}
+			if msg == want {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %q in the relay log", want)
+		}
+	}
 }
 
 func writeFile(t *testing.T, name, content string) string {
@@ -162,7 +232,7 @@ drain_timeout = "2s"
 			_ = cmd.Process.Kill()
 		}
 	}()
-	udp, metrics := relayAddrs(t, stderr)
+	udp, metrics, logs := relayAddrs(t, stderr)
 	allocateAndRelay(t, udp, "cli-secret")
 
 	body := getMetrics(t, metrics)
@@ -174,6 +244,20 @@ drain_timeout = "2s"
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+
+	// SIGHUP after the operator retired both secrets: credentials made with them get 401, the new one works.
+	if err := os.WriteFile(secret, []byte("rotated-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, logs, "credentials reloaded")
+	if code := tryAllocate(t, udp, "cli-secret"); code != 401 {
+		t.Errorf("retired secret after SIGHUP: code %d, want 401", code)
+	}
+	allocateAndRelay(t, udp, "rotated-secret")
+
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +283,7 @@ func TestRelayCmdInProcess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx); pw.Close() }()
-	udp, metrics := relayAddrs(t, pr)
+	udp, metrics, _ := relayAddrs(t, pr)
 	allocateAndRelay(t, udp, "env-secret")
 	if body := getMetrics(t, metrics); !strings.Contains(body, "xjingle_relay_allocations_total 1") {
 		t.Error("allocation not counted")
