@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xjingle/xjingle/internal/deadline"
 	"github.com/xjingle/xjingle/jingle"
 	"mellium.im/xmpp/jid"
 )
@@ -65,7 +66,7 @@ type Conn struct {
 	wg       sync.WaitGroup // goroutines: fallback senders, failure <close/>
 	inflight sync.WaitGroup // SendIQAsync calls whose done is pending
 
-	rdl, wdl  *deadline
+	rdl, wdl  *deadline.Deadline
 	closed    chan struct{} // closed by Close
 	closeOnce sync.Once
 	fatal     chan struct{} // closed when the stream ends (any reason)
@@ -104,7 +105,7 @@ func (h *Handler) newConn(peer jid.JID, sid string, blockSize int) *Conn {
 		closeTimeout: h.cfg.closeTimeout,
 		log:          h.cfg.logger.With("component", "ibb", "sid", sid, "peer", peer.String()),
 		ctx:          ctx, cancel: cancel,
-		rdl: newDeadline(), wdl: newDeadline(),
+		rdl: deadline.New(), wdl: deadline.New(),
 		closed: make(chan struct{}), fatal: make(chan struct{}),
 		wlock: make(chan struct{}, 1), slots: make(chan struct{}, window),
 		wseq: h.cfg.initialSeq, rseq: h.cfg.initialSeq,
@@ -127,16 +128,16 @@ func (c *Conn) RemoteAddr() net.Addr { return Addr{c.peer, c.sid} }
 
 // SetDeadline implements net.Conn.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.rdl.set(t)
-	c.wdl.set(t)
+	c.rdl.Set(t)
+	c.wdl.Set(t)
 	return nil
 }
 
 // SetReadDeadline implements net.Conn.
-func (c *Conn) SetReadDeadline(t time.Time) error { c.rdl.set(t); return nil }
+func (c *Conn) SetReadDeadline(t time.Time) error { c.rdl.Set(t); return nil }
 
 // SetWriteDeadline implements net.Conn.
-func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
+func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.Set(t); return nil }
 
 func (c *Conn) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "ibb", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
@@ -145,10 +146,10 @@ func (c *Conn) opErr(op string, err error) error {
 // Read implements net.Conn.
 func (c *Conn) Read(b []byte) (int, error) {
 	for {
-		if isClosed(c.closed) {
+		if deadline.Closed(c.closed) {
 			return 0, c.opErr("read", net.ErrClosed)
 		}
-		if isClosed(c.rdl.wait()) {
+		if deadline.Closed(c.rdl.Wait()) {
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
 		c.mu.Lock()
@@ -179,7 +180,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		select {
 		case <-ch:
 		case <-c.closed:
-		case <-c.rdl.wait():
+		case <-c.rdl.Wait():
 		}
 	}
 }
@@ -195,7 +196,7 @@ func ack(acks []jingle.ReplyFunc) {
 
 // writeErr is the error a Write must return now, if any.
 func (c *Conn) writeErr() error {
-	if isClosed(c.closed) {
+	if deadline.Closed(c.closed) {
 		return c.opErr("write", net.ErrClosed)
 	}
 	c.mu.Lock()
@@ -204,7 +205,7 @@ func (c *Conn) writeErr() error {
 	if err != nil {
 		return c.opErr("write", err)
 	}
-	if isClosed(c.wdl.wait()) {
+	if deadline.Closed(c.wdl.Wait()) {
 		return c.opErr("write", os.ErrDeadlineExceeded)
 	}
 	return nil
@@ -216,7 +217,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	case c.wlock <- struct{}{}:
 	case <-c.closed:
 		return 0, c.opErr("write", net.ErrClosed)
-	case <-c.wdl.wait():
+	case <-c.wdl.Wait():
 		return 0, c.opErr("write", os.ErrDeadlineExceeded)
 	}
 	defer func() { <-c.wlock }()
@@ -234,7 +235,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 			continue // writeErr reports it
 		case <-c.fatal:
 			continue
-		case <-c.wdl.wait():
+		case <-c.wdl.Wait():
 			continue
 		}
 		chunk := b[n:min(len(b), n+c.blockSize)]
@@ -300,7 +301,7 @@ func (c *Conn) dataDone(buf *[]byte, err error) {
 	}
 	// Fail before the slot is released: a Write waiting for it then sees
 	// the error instead of sending more.
-	if err != nil && !(isClosed(c.closed) && c.ctx.Err() != nil) {
+	if err != nil && !(deadline.Closed(c.closed) && c.ctx.Err() != nil) {
 		// XEP-0047 §2.2: on an error about a data packet the sender
 		// MUST close the bytestream.
 		c.fail(fmt.Errorf("ibb: data for %s: %w", c.sid, err))

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xjingle/xjingle/internal/deadline"
 	"mellium.im/xmpp/jid"
 )
 
@@ -57,7 +58,7 @@ type Conn struct {
 
 	closed    chan struct{}
 	closeOnce sync.Once
-	rdl, wdl  *deadline
+	rdl, wdl  *deadline.Deadline
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -66,7 +67,7 @@ func newConn(laddr, raddr Addr, max int64, send sendFunc) *Conn {
 	return &Conn{
 		laddr: laddr, raddr: raddr, max: max, send: send,
 		ready: make(chan struct{}), change: make(chan struct{}), closed: make(chan struct{}),
-		rdl: newDeadline(), wdl: newDeadline(),
+		rdl: deadline.New(), wdl: deadline.New(),
 	}
 }
 
@@ -81,16 +82,16 @@ func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 
 // SetDeadline implements net.Conn.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.rdl.set(t)
-	c.wdl.set(t)
+	c.rdl.Set(t)
+	c.wdl.Set(t)
 	return nil
 }
 
 // SetReadDeadline implements net.Conn.
-func (c *Conn) SetReadDeadline(t time.Time) error { c.rdl.set(t); return nil }
+func (c *Conn) SetReadDeadline(t time.Time) error { c.rdl.Set(t); return nil }
 
 // SetWriteDeadline implements net.Conn.
-func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
+func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.Set(t); return nil }
 
 func (c *Conn) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: c.laddr.Network(), Source: c.laddr, Addr: c.raddr, Err: err}
@@ -107,10 +108,10 @@ func (c *Conn) Read(b []byte) (int, error) {
 	for {
 		c.mu.Lock()
 		switch {
-		case isClosed(c.closed):
+		case deadline.Closed(c.closed):
 			c.mu.Unlock()
 			return 0, c.opErr("read", net.ErrClosed)
-		case isClosed(c.rdl.wait()):
+		case deadline.Closed(c.rdl.Wait()):
 			c.mu.Unlock()
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		case len(b) == 0:
@@ -138,7 +139,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		select {
 		case <-ch:
 		case <-c.closed:
-		case <-c.rdl.wait():
+		case <-c.rdl.Wait():
 		}
 	}
 }
@@ -152,10 +153,10 @@ func (c *Conn) Write(b []byte) (int, error) {
 }
 
 func (c *Conn) writeLocked(b []byte) (int, error) {
-	if isClosed(c.closed) {
+	if deadline.Closed(c.closed) {
 		return 0, c.opErr("write", net.ErrClosed)
 	}
-	if isClosed(c.wdl.wait()) {
+	if deadline.Closed(c.wdl.Wait()) {
 		return 0, c.opErr("write", os.ErrDeadlineExceeded)
 	}
 	c.mu.Lock()
@@ -185,7 +186,7 @@ func (c *Conn) flushLocked(ctx context.Context, eof, fromClose bool) error {
 	var wg sync.WaitGroup
 	var timedOut bool
 	if !fromClose {
-		wdl := c.wdl.wait()
+		wdl := c.wdl.Wait()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -211,7 +212,7 @@ func (c *Conn) flushLocked(ctx context.Context, eof, fromClose bool) error {
 	switch {
 	case timedOut:
 		return c.opErr("write", os.ErrDeadlineExceeded)
-	case !fromClose && isClosed(c.closed):
+	case !fromClose && deadline.Closed(c.closed):
 		return c.opErr("write", net.ErrClosed)
 	}
 	return c.opErr("write", err)
@@ -225,7 +226,7 @@ func (c *Conn) flushLocked(ctx context.Context, eof, fromClose bool) error {
 func (c *Conn) CloseWrite() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if isClosed(c.closed) {
+	if deadline.Closed(c.closed) {
 		return c.opErr("close", net.ErrClosed)
 	}
 	c.mu.Lock()
@@ -270,7 +271,7 @@ func (c *Conn) deliver(ctx context.Context, b []byte, eof bool) error {
 	for {
 		c.mu.Lock()
 		switch {
-		case isClosed(c.closed):
+		case deadline.Closed(c.closed):
 			c.mu.Unlock()
 			return net.ErrClosed
 		case c.reof || c.rerr != nil:
@@ -308,7 +309,7 @@ func (c *Conn) fail(err error) {
 }
 
 func (c *Conn) readyLocked() {
-	if !isClosed(c.ready) {
+	if !deadline.Closed(c.ready) {
 		close(c.ready)
 	}
 }
