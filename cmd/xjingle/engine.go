@@ -37,6 +37,30 @@ type engineConfig struct {
 	iceServers []webrtc.ICEServer
 }
 
+// engineConfig resolves the global flags every engine shares (--ibb-block-size,
+// --interface, --no-direct, --inline-max, --proxy, --stall-timeout) with the
+// environment and the config file, before any password is asked for. The
+// STUN/TURN servers need the account (REST credentials default to its JID):
+// see iceServers.
+func (g *globals) engineConfig(fc *fileConfig) (engineConfig, error) {
+	inlineMax, err := g.inlineLimit(fc)
+	if err != nil {
+		return engineConfig{}, err
+	}
+	px, err := g.proxyDialer(fc)
+	if err != nil {
+		return engineConfig{}, err
+	}
+	return engineConfig{
+		ibbBlock:   g.ibbBlock,
+		interfaces: g.interfaceNames(fc),
+		noDirect:   g.noDirect,
+		inlineMax:  inlineMax,
+		proxy:      px,
+		stall:      g.stallIdle(),
+	}, nil
+}
+
 // startEngine connects acct and sets up Jingle file transfer on it.
 func startEngine(ctx context.Context, acct account, log *slog.Logger, ec engineConfig) (*engine.Engine, error) {
 	j, err := jid.Parse(acct.JID)

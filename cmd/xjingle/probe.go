@@ -31,7 +31,7 @@ accepted the credentials.`,
 			if err != nil {
 				return err
 			}
-			px, err := g.proxyDialer(fc)
+			ec, err := g.engineConfig(fc)
 			if err != nil {
 				return err
 			}
@@ -44,11 +44,10 @@ accepted the credentials.`,
 				return err
 			}
 			defer cancel()
-			iceServers, err := g.iceServers(fc, acct)
-			if err != nil {
+			if ec.iceServers, err = g.iceServers(fc, acct); err != nil {
 				return err
 			}
-			e, err := startEngine(ctx, acct, g.logger(), engineConfig{ibbBlock: g.ibbBlock, interfaces: g.interfaceNames(fc), noDirect: g.noDirect, iceServers: iceServers, proxy: px})
+			e, err := startEngine(ctx, acct, g.logger(), ec)
 			if err != nil {
 				return err
 			}

@@ -100,7 +100,7 @@ range"; its length is checked. A range outside the file fails.`,
 			if err != nil {
 				return err
 			}
-			px, err := g.proxyDialer(fc)
+			ec, err := g.engineConfig(fc)
 			if err != nil {
 				return err
 			}
@@ -140,30 +140,16 @@ range"; its length is checked. A range outside the file fails.`,
 					}
 				}()
 			}
-			inlineMax, err := g.inlineLimit(fc)
-			if err != nil {
+			if ec.iceServers, err = g.iceServers(fc, acct); err != nil {
 				return err
 			}
-			iceServers, err := g.iceServers(fc, acct)
-			if err != nil {
-				return err
+			ec.store = &filetransfer.Store{Dir: dir, KeepPartial: keepPartial, Resume: !noResume, Flat: flat}
+			ec.appOpts = []filetransfer.Option{
+				filetransfer.WithAcceptDecision(withRange(policy, byteRange)),
+				filetransfer.WithOnTransfer(onTransfer),
+				filetransfer.WithRequireHash(requireHash),
 			}
-			store := &filetransfer.Store{Dir: dir, KeepPartial: keepPartial, Resume: !noResume, Flat: flat}
-			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
-				ibbBlock:   g.ibbBlock,
-				interfaces: g.interfaceNames(fc),
-				noDirect:   g.noDirect,
-				inlineMax:  inlineMax,
-				proxy:      px,
-				stall:      g.stallIdle(),
-				iceServers: iceServers,
-				store:      store,
-				appOpts: []filetransfer.Option{
-					filetransfer.WithAcceptDecision(withRange(policy, byteRange)),
-					filetransfer.WithOnTransfer(onTransfer),
-					filetransfer.WithRequireHash(requireHash),
-				},
-			})
+			e, err := startEngine(ctx, acct, g.logger(), ec)
 			if err != nil {
 				return err
 			}

@@ -61,15 +61,11 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 			if err != nil {
 				return err
 			}
-			inlineMax, err := g.inlineLimit(fc)
+			ec, err := g.engineConfig(fc)
 			if err != nil {
 				return err
 			}
-			px, err := g.proxyDialer(fc)
-			if err != nil {
-				return err
-			}
-			if px != nil {
+			if px := ec.proxy; px != nil {
 				kept, dropped := engine.WithoutUDP(order)
 				if len(kept) == 0 {
 					return fmt.Errorf("no transport left: %s cannot go through the SOCKS5 proxy %s; add socks5 or ibb to --transports", strings.Join(dropped, ", "), px)
@@ -102,21 +98,12 @@ Exit status is 0 only when every file was confirmed by the receiver.`,
 			}
 			defer cancel()
 
-			iceServers, err := g.iceServers(fc, acct)
-			if err != nil {
+			if ec.iceServers, err = g.iceServers(fc, acct); err != nil {
 				return err
 			}
 			pr := newProgress(g)
-			e, err := startEngine(ctx, acct, g.logger(), engineConfig{
-				ibbBlock:   g.ibbBlock,
-				interfaces: g.interfaceNames(fc),
-				noDirect:   g.noDirect,
-				inlineMax:  inlineMax,
-				proxy:      px,
-				stall:      g.stallIdle(),
-				iceServers: iceServers,
-				appOpts:    []filetransfer.Option{filetransfer.WithOnTransfer(pr.track), filetransfer.WithRateLimit(rate)},
-			})
+			ec.appOpts = []filetransfer.Option{filetransfer.WithOnTransfer(pr.track), filetransfer.WithRateLimit(rate)}
+			e, err := startEngine(ctx, acct, g.logger(), ec)
 			if err != nil {
 				return err
 			}
