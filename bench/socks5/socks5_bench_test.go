@@ -21,10 +21,19 @@
 //
 //	go test -run '^$' -bench . -benchtime 1x -timeout 30m ./bench/socks5
 //
+// Each benchmark runs XJINGLE_BENCH_ROUNDS rounds (default 3) of the
+// baseline and the file transfer, alternating which goes first, with
+// sync(2) before every timed case so that one case's dirty pages are not
+// written back during the next; it reports the medians, their ratio, and
+// every round.
+//
 // XJINGLE_BENCH_SIZE (bytes, default 1 GiB) changes the file size;
 // XJINGLE_BENCH_FSYNC=1 makes the baselines fsync what they received before
 // the clock stops, as the receiver's safe Store does (it syncs before the
-// file gets its final name).
+// file gets its final name); XJINGLE_BENCH_DIR puts the payload and the
+// received files in that directory instead of the test's temporary one
+// (e.g. /dev/shm, to take the disk out of both sides); XJ_TRACE=1 logs
+// both engines at debug level to stderr.
 package socks5bench
 
 import (
@@ -36,11 +45,13 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +63,7 @@ import (
 	"github.com/xjingle/xjingle/internal/testbed"
 	"github.com/xjingle/xjingle/jingle/filetransfer"
 	"github.com/xjingle/xjingle/socks5"
+	"golang.org/x/sys/unix"
 	"mellium.im/xmpp/jid"
 )
 
@@ -70,11 +82,38 @@ func benchSize(b *testing.B) int64 {
 	return 1 << 30
 }
 
+func benchRounds(b *testing.B) int {
+	if s := os.Getenv("XJINGLE_BENCH_ROUNDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			b.Fatalf("XJINGLE_BENCH_ROUNDS=%q: want a positive count", s)
+		}
+		return n
+	}
+	return 3
+}
+
+// benchDir returns a fresh directory for payload and received files: under
+// XJINGLE_BENCH_DIR if set, else the test's temporary directory.
+func benchDir(b *testing.B) string {
+	b.Helper()
+	base := os.Getenv("XJINGLE_BENCH_DIR")
+	if base == "" {
+		return b.TempDir()
+	}
+	dir, err := os.MkdirTemp(base, "xjbench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 // payload writes a random file of size bytes and returns its path and hex
 // SHA-256.
 func payload(b *testing.B, size int64) (string, string) {
 	b.Helper()
-	path := filepath.Join(b.TempDir(), "payload.bin")
+	path := filepath.Join(benchDir(b), "payload.bin")
 	f, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)
@@ -114,6 +153,7 @@ func pair(b *testing.B, bed *testbed.Bed, name string, inbox string, po pairOpts
 			NoDirect:           po.noDirect,
 			NoProxy:            po.noProxy,
 			NoExternalServices: true,
+			Logger:             traceLog(acct.JID),
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -245,16 +285,63 @@ type result struct {
 
 func (r result) mbps(size int64) float64 { return float64(size) / 1e6 / r.seconds }
 
-func report(b *testing.B, size int64, base, real result) {
+// runRounds runs base and xfer n times each, alternating which goes first,
+// with sync(2) before every case so that the previous case's dirty pages
+// are written back before the clock starts.
+func runRounds(n int, base, xfer func() result) (bases, xfers []result) {
+	one := func(f func() result, into *[]result) {
+		unix.Sync()
+		*into = append(*into, f())
+	}
+	for i := range n {
+		if i%2 == 0 {
+			one(base, &bases)
+			one(xfer, &xfers)
+		} else {
+			one(xfer, &xfers)
+			one(base, &bases)
+		}
+	}
+	return bases, xfers
+}
+
+// median returns the round with the median time (the slower of the two
+// middle ones for an even count), with the peak memory of all rounds.
+func median(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b result) int {
+		switch {
+		case a.seconds < b.seconds:
+			return -1
+		case a.seconds > b.seconds:
+			return 1
+		}
+		return 0
+	})
+	m := s[len(s)/2]
+	for _, r := range rs {
+		m.heap, m.hwm = max(m.heap, r.heap), max(m.hwm, r.hwm)
+	}
+	return m
+}
+
+func report(b *testing.B, size int64, bases, xfers []result) {
+	base, real := median(bases), median(xfers)
 	ratio := real.mbps(size) / base.mbps(size)
 	b.ReportMetric(base.mbps(size), "base-MB/s")
 	b.ReportMetric(real.mbps(size), "xfer-MB/s")
 	b.ReportMetric(ratio, "ratio")
 	b.ReportMetric(real.hwm, "xfer-VmHWM-MiB")
 	b.ReportMetric(real.heap, "xfer-heap-MiB")
-	fmt.Printf("%s: %d bytes\n", b.Name(), size)
-	for _, r := range []result{base, real} {
-		fmt.Printf("  %-28s %8.1f MB/s  peak heap %6.1f MiB  VmHWM %6.1f MiB\n", r.name, r.mbps(size), r.heap, r.hwm)
+	fmt.Printf("%s: %d bytes, %d rounds (medians; peak memory over all rounds)\n", b.Name(), size, len(xfers))
+	for _, rs := range [][]result{bases, xfers} {
+		r := median(rs)
+		var all []string
+		for _, x := range rs {
+			all = append(all, fmt.Sprintf("%.1f", x.mbps(size)))
+		}
+		fmt.Printf("  %-28s %8.1f MB/s  peak heap %6.1f MiB  VmHWM %6.1f MiB  rounds: %s\n",
+			r.name, r.mbps(size), r.heap, r.hwm, strings.Join(all, " "))
 	}
 	fmt.Printf("  ratio %.3f (target >= 0.9)\n", ratio)
 }
@@ -314,15 +401,13 @@ func BenchmarkDirect(b *testing.B) {
 	size := benchSize(b)
 	bed := testbed.Start(b, testbed.WithoutProxy65())
 	src, sum := payload(b, size)
-	inbox := filepath.Join(b.TempDir(), "inbox")
+	inbox := filepath.Join(benchDir(b), "inbox")
 	clearDir(b, inbox)
 	alice, bob := pair(b, bed, "d", inbox, pairOpts{noProxy: true})
-	scratch := b.TempDir()
+	scratch := benchDir(b)
 
-	var base, real result
-	b.SetBytes(size)
-	for i := 0; i < b.N; i++ {
-		// Baseline: raw TCP over loopback.
+	// Baseline: raw TCP over loopback.
+	base := func() result {
 		l, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
@@ -356,12 +441,20 @@ func BenchmarkDirect(b *testing.B) {
 			b.Fatalf("baseline hashes %s %s, want %s", s1, s2, sum)
 		}
 		os.Remove(filepath.Join(scratch, "raw.bin"))
-		base = result{name: baseName("raw TCP + sha256"), seconds: el.Seconds(), heap: heap, hwm: hwm}
-
-		real = send(b, alice, bob, src, sum, inbox)
-		clearDir(b, inbox)
+		return result{name: baseName("raw TCP + sha256"), seconds: el.Seconds(), heap: heap, hwm: hwm}
 	}
-	report(b, size, base, real)
+	xfer := func() result {
+		r := send(b, alice, bob, src, sum, inbox)
+		clearDir(b, inbox)
+		return r
+	}
+	b.SetBytes(size)
+	var bases, xfers []result
+	for i := 0; i < b.N; i++ {
+		bb, xx := runRounds(benchRounds(b), base, xfer)
+		bases, xfers = append(bases, bb...), append(xfers, xx...)
+	}
+	report(b, size, bases, xfers)
 }
 
 // BenchmarkProxy65: SOCKS5 through Prosody's mod_proxy65 vs a plain SOCKS5
@@ -370,19 +463,20 @@ func BenchmarkProxy65(b *testing.B) {
 	size := benchSize(b)
 	bed := testbed.Start(b)
 	src, sum := payload(b, size)
-	inbox := filepath.Join(b.TempDir(), "inbox")
+	inbox := filepath.Join(benchDir(b), "inbox")
 	clearDir(b, inbox)
 	alice, bob := pair(b, bed, "p", inbox, pairOpts{noDirect: true})
 	if alice.Proxy == nil {
 		b.Fatal("engine found no SOCKS5 proxy")
 	}
-	scratch := b.TempDir()
+	scratch := benchDir(b)
 
-	var base, real result
-	b.SetBytes(size)
-	for i := 0; i < b.N; i++ {
+	round := 0
+	base := func() result {
+		round++
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-		sid := fmt.Sprintf("bench%d", i)
+		defer cancel()
+		sid := fmt.Sprintf("bench%d", round)
 		a, t := alice.Client.LocalJID(), bob.Client.LocalJID()
 		dst := socks5.DstAddr(sid, a, t)
 		var d socks5.Dialer
@@ -406,15 +500,30 @@ func BenchmarkProxy65(b *testing.B) {
 		cw.Close()
 		cr.Close()
 		heap, hwm := m.end()
-		cancel()
 		if s1 != sum || s2 != sum {
 			b.Fatalf("baseline hashes %s %s, want %s", s1, s2, sum)
 		}
 		os.Remove(filepath.Join(scratch, "raw.bin"))
-		base = result{name: baseName("plain SOCKS5 via proxy65"), seconds: el.Seconds(), heap: heap, hwm: hwm}
-
-		real = send(b, alice, bob, src, sum, inbox)
-		clearDir(b, inbox)
+		return result{name: baseName("plain SOCKS5 via proxy65"), seconds: el.Seconds(), heap: heap, hwm: hwm}
 	}
-	report(b, size, base, real)
+	xfer := func() result {
+		r := send(b, alice, bob, src, sum, inbox)
+		clearDir(b, inbox)
+		return r
+	}
+	b.SetBytes(size)
+	var bases, xfers []result
+	for i := 0; i < b.N; i++ {
+		bb, xx := runRounds(benchRounds(b), base, xfer)
+		bases, xfers = append(bases, bb...), append(xfers, xx...)
+	}
+	report(b, size, bases, xfers)
+}
+
+// traceLog returns a debug logger for one engine when XJ_TRACE is set.
+func traceLog(who string) *slog.Logger {
+	if os.Getenv("XJ_TRACE") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", who[:3])
 }

@@ -486,7 +486,7 @@ func (a *App) Request(ctx context.Context, m *jingle.Manager, peer jid.JID, want
 	c := s.Contents()[0]
 	in, err := a.store.Create(want.Name, res.Size, want.Algos()...)
 	if err != nil {
-		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")
+		a.storeFailed(s, err)
 		res.Err = err
 		return res, res.Err
 	}
@@ -576,8 +576,14 @@ func (a *App) receiveOffer(ctx context.Context, s *jingle.Session, c *jingle.Con
 	}
 	in, off, err := a.store.CreateResumable(s.Peer(), f, f.Algos()...)
 	if err != nil {
+		// Accepted, but it cannot be stored (a full disk, found by
+		// reserving the space now rather than after the transfer):
+		// report it as a failed transfer, and tell the sender why.
 		log.Warn("cannot store file", "err", err)
-		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")
+		t := newTransfer(Incoming, s.Peer(), s.SID(), f.Name, size)
+		a.notify(t)
+		a.storeFailed(s, err)
+		t.finish(&Result{Name: offer.Name, Size: size, Err: err})
 		return
 	}
 	if off > 0 {
@@ -625,7 +631,7 @@ func (a *App) receiveRange(ctx context.Context, s *jingle.Session, c *jingle.Con
 	if err != nil {
 		a.notify(t)
 		log.Warn("cannot store file", "err", err)
-		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")
+		a.storeFailed(s, err)
 		res.Err = err
 		t.finish(res)
 		return
@@ -1069,6 +1075,20 @@ func (a *App) abort(in *IncomingFile, res *Result) {
 func (a *App) notify(t *Transfer) {
 	if a.onTransfer != nil {
 		a.onTransfer(t)
+	}
+}
+
+// storeFailed terminates a session whose file the Store could not create:
+// §9.2's media-error with <file-too-large/> when it cannot fit (no space, or
+// larger than the file system allows), else failed-application.
+func (a *App) storeFailed(s *jingle.Session, err error) {
+	switch {
+	case errors.Is(err, ErrNoSpace):
+		a.terminate(s, jingle.ReasonMediaError, "not enough disk space", "file-too-large")
+	case errors.Is(err, ErrTooLarge):
+		a.terminate(s, jingle.ReasonMediaError, "file too large", "file-too-large")
+	default:
+		a.terminate(s, jingle.ReasonFailedApplication, "cannot store the file")
 	}
 }
 

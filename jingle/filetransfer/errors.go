@@ -33,6 +33,10 @@ var (
 	// ErrTooLarge means an offered file is larger than the configured limit
 	// (WithMaxSize / Store.MaxSize).
 	ErrTooLarge = errors.New("filetransfer: file too large")
+	// ErrNoSpace means the download directory's file system has no room
+	// for an offered file (checked when the file is created, where the
+	// platform can reserve the space: Linux). Nothing is kept.
+	ErrNoSpace = errors.New("filetransfer: not enough disk space")
 	// ErrNotAvailable means a requested file is not shared (XEP-0234 §9.1).
 	ErrNotAvailable = errors.New("filetransfer: file not available")
 	// ErrRejected means our accept policy refused an incoming offer.

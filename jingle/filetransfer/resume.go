@@ -185,6 +185,14 @@ func (s *Store) openResumable(peer jid.JID, f File, size int64, part string, alg
 		fh.Close()
 		return nil, 0, fmt.Errorf("filetransfer: store: seek %s: %w", part, err)
 	}
+	// Reserve the rest; on failure the partial file stays for a later try.
+	if err := reserve(fh, off, size-off); err != nil {
+		fh.Close()
+		if off == 0 {
+			os.Remove(part)
+		}
+		return nil, 0, fmt.Errorf("filetransfer: store %s in %s: %w", f.Name, s.Dir, err)
+	}
 	want.Written = off
 	in := &IncomingFile{
 		store: s, name: s.StoredName(f.Name), size: size, tmp: part, f: fh, h: h, n: off, offset: off,

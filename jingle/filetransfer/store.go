@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"unicode"
 	"unicode/utf8"
 )
@@ -139,10 +140,29 @@ func (s *Store) Create(name string, size int64, algos ...string) (*IncomingFile,
 			return nil, fmt.Errorf("filetransfer: store: create temporary file: %w", err)
 		}
 	}
+	if err := reserve(f, 0, size); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("filetransfer: store %s in %s: %w", name, s.Dir, err)
+	}
 	return &IncomingFile{
 		store: s, name: s.StoredName(name), size: size, tmp: tmp, f: f,
 		h: NewHasher(append([]string{AlgoSHA256}, algos...)...),
 	}, nil
+}
+
+// reserve preallocates the n bytes at off of f (see preallocate) and maps
+// a failure to ErrNoSpace, or ErrTooLarge for a file bigger than the file
+// system allows.
+func reserve(f *os.File, off, n int64) error {
+	err := preallocate(f, off, n)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.EFBIG):
+		return fmt.Errorf("%d bytes: %w: %w", n, err, ErrTooLarge)
+	}
+	return fmt.Errorf("%d bytes: %w: %w", n, err, ErrNoSpace)
 }
 
 // Name is the sanitised name the file will be committed under (before any
