@@ -41,6 +41,7 @@ type Content struct {
 	senders   string
 	transport Transport
 	tns       string
+	past      []string // earlier transports' namespaces, oldest first
 	offer     *Element // the peer's transport offer (responder side)
 	answer    *Element // our answer, once Transport.Accept ran
 	changed   chan struct{}
@@ -90,6 +91,15 @@ func (c *Content) TransportNamespace() string {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	return c.tns
+}
+
+// ReplacedTransports returns the namespaces of the transports this content
+// used before its current one (each left by a transport-replace, XEP-0166
+// §7.2.15), oldest first; nil if it never changed.
+func (c *Content) ReplacedTransports() []string {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return append([]string(nil), c.past...)
 }
 
 // SendersNow is the content's current 'senders' value (XEP-0166 §7.3),

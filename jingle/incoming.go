@@ -367,6 +367,9 @@ func (s *Session) onTransportReplace(j *Jingle, answer func(error)) {
 func (s *Session) swapTransport(c *Content, t Transport, ns string) {
 	s.mu.Lock()
 	old := c.transport
+	if c.tns != ns {
+		c.past = append(c.past, c.tns)
+	}
 	c.transport, c.tns = t, ns
 	close(c.changed)
 	c.changed = make(chan struct{})

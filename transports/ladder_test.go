@@ -192,6 +192,9 @@ func TestLadder(t *testing.T) {
 		wantTried  []string // rungs that failed, in order
 		wantErr    error
 		noFeatures bool // offer every rung, whatever the peer advertises
+		// rungTimeout is the ladder's per-rung wait: short only where a
+		// rung must time out, generous elsewhere (a loaded CI machine).
+		rungTimeout time.Duration
 	}{
 		{name: "direct socks5", rungs: []string{socks5.NS, ibb.NSJingle}, want: socks5.NS},
 		{
@@ -203,6 +206,7 @@ func TestLadder(t *testing.T) {
 			alice: sideOpts{extra: []jingle.TransportFactory{silentFactory{nsSilent}}},
 			bob:   sideOpts{extra: []jingle.TransportFactory{silentFactory{nsSilent}}},
 			rungs: []string{nsSilent, ibb.NSJingle}, want: ibb.NSJingle, wantTried: []string{nsSilent},
+			rungTimeout: 500 * time.Millisecond,
 		},
 		{
 			name:  "rejected rung skipped",
@@ -226,7 +230,11 @@ func TestLadder(t *testing.T) {
 			alice := newSide(t, n, "alice@example.test/a", tc.alice)
 			bob := newSide(t, n, "bob@example.test/b", tc.bob)
 			path, data := writeFile(t, 200<<10+3)
-			opt := filetransfer.SendOptions{Transports: tc.rungs, RungTimeout: 500 * time.Millisecond}
+			rt := tc.rungTimeout
+			if rt == 0 {
+				rt = 10 * time.Second
+			}
+			opt := filetransfer.SendOptions{Transports: tc.rungs, RungTimeout: rt}
 			if !tc.noFeatures {
 				opt.Features = alice.sig
 			}

@@ -311,10 +311,15 @@ func (a *App) ladder(ctx context.Context, peer jid.JID, one string, rungs []stri
 // initiator's transport-replace; a replaced transport is reported in Tried.
 func follow(c *jingle.Content, res *Result) func(context.Context) (net.Conn, error) {
 	return func(ctx context.Context) (net.Conn, error) {
-		ns0 := c.TransportNamespace()
 		conn, err := c.Conn(ctx)
-		if ns := c.TransportNamespace(); ns != ns0 {
-			res.Tried = append(res.Tried, transports.Attempt{Transport: ns0, Err: "replaced by the peer with " + ns})
+		// Every transport-replace, also those done before we got here.
+		past := c.ReplacedTransports()
+		for i, ns := range past {
+			next := c.TransportNamespace()
+			if i+1 < len(past) {
+				next = past[i+1]
+			}
+			res.Tried = append(res.Tried, transports.Attempt{Transport: ns, Err: "replaced by the peer with " + next})
 		}
 		return conn, err
 	}
