@@ -214,7 +214,13 @@ func Start(t testing.TB, opts ...Option) *Bed {
 		if failed {
 			t.Logf("testbed: prosody log tail:\n%s", b.LogTail(40))
 		}
-		if err := b.Close(); err != nil {
+		if err := b.Close(); errors.Is(err, ErrShutdownHang) {
+			// Prosody 0.12.3 can hang in its own shutdown when a
+			// client disconnects meanwhile (mod_c2s.lua:469 "attempt
+			// to call a nil value (method 'close')" in its log); it
+			// was killed, and the test's result stands.
+			t.Logf("testbed: close: %v; log tail:\n%s", err, b.LogTail(10))
+		} else if err != nil {
 			t.Errorf("testbed: close: %v", err)
 			failed = true
 		}
@@ -501,6 +507,10 @@ func (b *Bed) bindError() error {
 	return nil
 }
 
+// ErrShutdownHang is returned (wrapped) by Close when Prosody did not exit
+// within 10 s of SIGTERM and was killed.
+var ErrShutdownHang = errors.New("testbed: prosody hung in shutdown")
+
 // stop terminates the process we started: SIGTERM, then SIGKILL after a
 // deadline, and waits until it is reaped.
 func (b *Bed) stop() error {
@@ -526,7 +536,7 @@ func (b *Bed) stop() error {
 		return fmt.Errorf("testbed: kill prosody %d: %w", b.PID, err)
 	}
 	<-b.exited
-	return fmt.Errorf("testbed: prosody %d ignored SIGTERM for 10s; killed", b.PID)
+	return fmt.Errorf("testbed: prosody %d ignored SIGTERM for 10s; killed: %w", b.PID, ErrShutdownHang)
 }
 
 // Close stops Prosody (SIGTERM, SIGKILL after 10 s), waits for it to exit and
