@@ -30,19 +30,6 @@ func smallFS(t *testing.T) string {
 	return dir
 }
 
-func dirEntries(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 func TestStoreNoSpace(t *testing.T) {
 	dir := smallFS(t)
 	st := &Store{Dir: dir, Resume: true}
@@ -54,7 +41,7 @@ func TestStoreNoSpace(t *testing.T) {
 	if _, _, err := st.CreateResumable(peer, f); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("create resumable 4 MiB: %v, want ErrNoSpace", err)
 	}
-	if names := dirEntries(t, dir); len(names) != 0 {
+	if names := dirNames(t, dir); len(names) != 0 {
 		t.Fatalf("left behind: %v", names)
 	}
 
@@ -76,7 +63,7 @@ func TestStoreNoSpace(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Size() != 700<<10 {
 		t.Fatalf("committed %s: %v %v", path, fi, err)
 	}
-	if names := dirEntries(t, dir); len(names) != 1 || names[0] != filepath.Base(path) {
+	if names := dirNames(t, dir); len(names) != 1 || names[0] != filepath.Base(path) {
 		t.Fatalf("directory holds %v, want only %s", names, filepath.Base(path))
 	}
 }
@@ -102,7 +89,7 @@ func TestOfferNoSpace(t *testing.T) {
 	if r := tr.Result(); !errors.Is(r.Err, ErrNoSpace) {
 		t.Fatalf("receiver result: %+v, want ErrNoSpace", r)
 	}
-	if names := dirEntries(t, bob.store.Dir); len(names) != 0 {
+	if names := dirNames(t, bob.store.Dir); len(names) != 0 {
 		t.Fatalf("left behind: %v", names)
 	}
 }
