@@ -28,6 +28,7 @@ type ports struct {
 	C2S       int
 	DirectTLS int
 	Proxy65   int // 0 when proxy65 is disabled
+	Component int // 0 without external components
 }
 
 // service is one XEP-0215 entry of mod_external_services.
@@ -57,6 +58,7 @@ type configData struct {
 	Services     []service
 	ExtraGlobal  string
 	ModulesExtra []string
+	Components   []ExternalComponent
 }
 
 // lua quotes s as a Lua string literal. Bytes outside printable ASCII, quotes
@@ -108,7 +110,8 @@ network_backend = "epoll"
 network_settings = { read_size = 256 * 1024; min_wait = 0.00001; max_receive_buffer_size = 64 * 1024 * 1024; nagle = false }
 log = { { levels = { min = {{lua .LogLevel}} }, to = "file", filename = {{lua .LogFile}} } }
 
--- Loopback only; no server-to-server, no HTTP, no external components.
+-- Loopback only; no server-to-server, no HTTP; external components only
+-- when the test declares some (Options.Components).
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
 c2s_ports = { {{.Ports.C2S}} }
@@ -116,7 +119,8 @@ c2s_direct_tls_ports = { {{.Ports.DirectTLS}} }
 legacy_ssl_ports = { }
 s2s_ports = { }
 s2s_direct_tls_ports = { }
-component_ports = { }
+component_ports = { {{if .Ports.Component}}{{.Ports.Component}}{{end}} }
+component_interfaces = { "127.0.0.1" }
 http_ports = { }
 https_ports = { }
 {{if .Ports.Proxy65}}proxy65_ports = { {{.Ports.Proxy65}} }
@@ -161,6 +165,10 @@ VirtualHost {{lua .Domain}}
 {{if .Proxy65JID}}
 Component {{lua .Proxy65JID}} "proxy65"
 	proxy65_address = "127.0.0.1"
+{{end}}{{range .Components}}
+-- XEP-0114 external component.
+Component {{lua .JID}}
+	component_secret = {{lua .Secret}}
 {{end}}`))
 
 // renderConfig writes the Prosody config for d to path.

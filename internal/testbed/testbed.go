@@ -62,6 +62,9 @@ type Options struct {
 
 	// NoProxy65 disables the XEP-0065 proxy component.
 	NoProxy65 bool
+	// Components are external components (XEP-0114) to declare; with any,
+	// Prosody listens for them on Bed.ComponentAddr (loopback).
+	Components []ExternalComponent
 
 	// LogLevel is Prosody's minimum log level: debug, info (default), warn,
 	// error.
@@ -104,6 +107,18 @@ func WithTURN(addr, secret string) Option {
 // WithoutProxy65 disables the XEP-0065 proxy component.
 func WithoutProxy65() Option { return OptionFunc(func(o *Options) { o.NoProxy65 = true }) }
 
+// ExternalComponent is a XEP-0114 component declared in Prosody's config
+// (Prosody 0.12: `Component "JID"` with component_secret).
+type ExternalComponent struct {
+	JID    string // a subdomain of the Bed's domain, e.g. "proxy2.xjingle.test"
+	Secret string
+}
+
+// WithComponent declares an external component jid with secret (XEP-0114).
+func WithComponent(jid, secret string) Option {
+	return OptionFunc(func(o *Options) { o.Components = append(o.Components, ExternalComponent{JID: jid, Secret: secret}) })
+}
+
 // WithLogLevel sets Prosody's minimum log level.
 func WithLogLevel(level string) Option { return OptionFunc(func(o *Options) { o.LogLevel = level }) }
 
@@ -121,6 +136,7 @@ type Bed struct {
 	CAFile        string // PEM of the CA that issued the server certificate
 	Proxy65JID    string // "proxy.xjingle.test"; empty with NoProxy65
 	Proxy65Addr   string // 127.0.0.1:PORT of the SOCKS5 proxy; empty with NoProxy65
+	ComponentAddr string // 127.0.0.1:PORT of the XEP-0114 component port; empty without Components
 	Dir           string // everything lives here: config, data, certs, log
 	ConfigFile    string // the generated prosody.cfg.lua
 	LogFile       string // Prosody's log
@@ -326,19 +342,23 @@ func New(ctx context.Context, dir string, opts Options) (*Bed, error) {
 		Services:     services,
 		ExtraGlobal:  opts.ExtraConfig,
 		ModulesExtra: opts.ExtraModules,
+		Components:   opts.Components,
 	}
 
 	// Free ports are found by binding 127.0.0.1:0 and closing; another
 	// process may grab one before prosody binds it, so retry once.
 	const attempts = 2
 	for attempt := 1; ; attempt++ {
-		p, err := pickPorts(3)
+		p, err := pickPorts(4)
 		if err != nil {
 			return fail(err)
 		}
 		cfg.Ports = ports{C2S: p[0], DirectTLS: p[1]}
 		if !opts.NoProxy65 {
 			cfg.Ports.Proxy65 = p[2]
+		}
+		if len(opts.Components) > 0 {
+			cfg.Ports.Component = p[3]
 		}
 		if err := renderConfig(b.ConfigFile, cfg); err != nil {
 			return fail(err)
@@ -423,6 +443,10 @@ func (b *Bed) start(ctx context.Context, bin string, p ports) error {
 	if p.Proxy65 != 0 {
 		b.Proxy65Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Proxy65))
 	}
+	b.ComponentAddr = ""
+	if p.Component != 0 {
+		b.ComponentAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Component))
+	}
 
 	if err := b.waitReady(ctx); err != nil {
 		stopErr := b.stop()
@@ -438,6 +462,9 @@ func (b *Bed) waitReady(ctx context.Context) error {
 	addrs := []string{b.C2SAddr, b.DirectTLSAddr}
 	if b.Proxy65Addr != "" {
 		addrs = append(addrs, b.Proxy65Addr)
+	}
+	if b.ComponentAddr != "" {
+		addrs = append(addrs, b.ComponentAddr)
 	}
 	delay := 5 * time.Millisecond
 	var last error
