@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,8 @@ type Proxy struct {
 	wg        sync.WaitGroup // Serve, handshakes, splice halves, armed timers
 
 	bytes atomic.Int64
+
+	onRelease func(dst string) // test hook: a stream was forgotten (p.mu held)
 }
 
 // New returns a Proxy with cfg's defaults filled in. It listens nowhere
@@ -192,7 +195,10 @@ func (p *Proxy) handle(c net.Conn) {
 		if st.active || st.reserved >= 2 {
 			return false
 		}
+		// Filed before the "succeeded" reply: a party that got it can
+		// have the stream activated at once.
 		st.reserved++
+		st.conns = append(st.conns, c)
 		s = st
 		return true
 	}
@@ -202,11 +208,12 @@ func (p *Proxy) handle(c net.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil || p.closed || s == nil || p.streams[s.dst] != s {
-		if s != nil {
+		if s != nil && !s.active {
 			s.reserved--
-			if s.reserved == 0 && len(s.conns) == 0 && p.streams[s.dst] == s {
+			s.conns = slices.DeleteFunc(s.conns, func(x net.Conn) bool { return x == c })
+			if s.reserved == 0 && p.streams[s.dst] == s {
 				p.disarmLocked(s)
-				delete(p.streams, s.dst)
+				p.forgetLocked(s)
 			}
 		}
 		reason := "handshake"
@@ -218,7 +225,6 @@ func (p *Proxy) handle(c net.Conn) {
 		p.dropLocked(c)
 		return
 	}
-	s.conns = append(s.conns, c)
 	p.cfg.Logger.Debug("proxy65: connection waiting", "remote", c.RemoteAddr().String(), "dstaddr", dst, "parties", len(s.conns))
 }
 
@@ -234,7 +240,7 @@ func (p *Proxy) armLocked(s *stream) {
 			return
 		}
 		s.timer = nil
-		delete(p.streams, s.dst)
+		p.forgetLocked(s)
 		for _, c := range s.conns {
 			p.dropLocked(c)
 		}
@@ -336,9 +342,17 @@ func (p *Proxy) pipe(s *stream, dst, src net.Conn) {
 		p.dropLocked(c)
 	}
 	if p.streams[s.dst] == s {
-		delete(p.streams, s.dst)
+		p.forgetLocked(s)
 	}
 	p.m.spliced.Dec()
+}
+
+// forgetLocked removes s from the streams; p.mu is held.
+func (p *Proxy) forgetLocked(s *stream) {
+	delete(p.streams, s.dst)
+	if p.onRelease != nil {
+		p.onRelease(s.dst)
+	}
 }
 
 // Stats is a snapshot of a Proxy's state.
