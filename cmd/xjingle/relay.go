@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,8 +19,10 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"mellium.im/xmpp/jid"
 
 	"github.com/xjingle/xjingle/relay"
+	"github.com/xjingle/xjingle/socks5/proxy65"
 )
 
 // relayFlags are the relay command's flags; each has a config-file key, the flag name with '-' → '_'.
@@ -50,6 +53,15 @@ type relayFlags struct {
 	drain       time.Duration
 	logLevel    string
 	logJSON     bool
+
+	// XEP-0065 proxy as a XEP-0114 component (off without proxy65Component).
+	proxy65Component  string
+	proxy65Server     string
+	proxy65SecretFile string
+	proxy65Listen     string
+	proxy65PublicHost string
+	proxy65Timeout    time.Duration
+	proxy65MaxConns   int
 }
 
 func newRelayCmd() *cobra.Command {
@@ -63,6 +75,10 @@ func newRelayCmd() *cobra.Command {
 It refuses by default to relay to loopback, private, link-local (cloud metadata), multicast
 and reserved addresses; open ranges with --allow-peer. The shared secret is read from
 --secret-file or the environment variable XJINGLE_RELAY_SECRET, never from the command line.
+
+With --proxy65-component it also runs a SOCKS5 bytestreams proxy (XEP-0065) that joins the XMPP
+server as an external component (XEP-0114) at --proxy65-server, for servers without a proxy of their
+own; its shared secret comes from --proxy65-secret-file or XJINGLE_PROXY65_SECRET.
 
 Every flag has a key in the TOML --config file: the flag name with '-' replaced by '_'
 (listen = ["0.0.0.0:3478"], secret_file = "/etc/xjingle/relay.secret", ...). Flags win over
@@ -106,6 +122,13 @@ the file. SIGHUP reloads the secret file, the users file and the TLS certificate
 	fl.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "on SIGTERM, keep relaying existing allocations this long")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "write logs as JSON")
+	fl.StringVar(&f.proxy65Component, "proxy65-component", "", "run a XEP-0065 SOCKS5 proxy as this XMPP component JID (e.g. proxy.example.org)")
+	fl.StringVar(&f.proxy65Server, "proxy65-server", "127.0.0.1:5347", "the XMPP server's component port (XEP-0114), HOST:PORT")
+	fl.StringVar(&f.proxy65SecretFile, "proxy65-secret-file", "", "file with the component's shared secret (or env XJINGLE_PROXY65_SECRET)")
+	fl.StringVar(&f.proxy65Listen, "proxy65-listen", "0.0.0.0:7777", "SOCKS5 listener of the proxy")
+	fl.StringVar(&f.proxy65PublicHost, "proxy65-public-host", "", "host (IP or DNS name) clients connect to, announced as the streamhost (default: the --proxy65-listen host if specific)")
+	fl.DurationVar(&f.proxy65Timeout, "proxy65-timeout", proxy65.DefaultUnmatchedTimeout, "drop proxy connections not activated within this time")
+	fl.IntVar(&f.proxy65MaxConns, "proxy65-max-conns", proxy65.DefaultMaxConns, "maximum concurrent proxy connections")
 	return cmd
 }
 
@@ -287,6 +310,13 @@ func runRelay(ctx context.Context, f *relayFlags, stderr interface{ Write([]byte
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	stopProxy65, err := startProxy65(ctx, f, srv, log)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	defer stopProxy65()
+
 	var metricsSrv *http.Server
 	metricsDone := make(chan error, 1)
 	if f.metrics != "" {
@@ -332,4 +362,77 @@ loop:
 		<-metricsDone
 	}
 	return runErr
+}
+
+// proxy65Secret reads the component secret: the first line of --proxy65-secret-file, else
+// XJINGLE_PROXY65_SECRET.
+func (f *relayFlags) proxy65Secret() ([]byte, error) {
+	var raw string
+	switch {
+	case f.proxy65SecretFile != "":
+		secrets, err := relay.ReadSecretsFile(f.proxy65SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("proxy65: %w", err)
+		}
+		raw = secrets[0]
+	default:
+		raw = strings.TrimSpace(os.Getenv("XJINGLE_PROXY65_SECRET"))
+	}
+	if raw == "" {
+		return nil, errors.New("proxy65: no component secret: use --proxy65-secret-file or XJINGLE_PROXY65_SECRET")
+	}
+	return []byte(raw), nil
+}
+
+// startProxy65 starts the XEP-0065 proxy and its XEP-0114 component when --proxy65-component is set; its
+// metrics go to the relay's registry. The returned func stops both and waits for them.
+func startProxy65(ctx context.Context, f *relayFlags, srv *relay.Server, log *slog.Logger) (stop func(), err error) {
+	if f.proxy65Component == "" {
+		return func() {}, nil
+	}
+	cjid, err := jid.Parse(f.proxy65Component)
+	if err != nil || cjid.Localpart() != "" || cjid.Resourcepart() != "" {
+		return nil, fmt.Errorf("proxy65: component JID %q: want a domain such as proxy.example.org", f.proxy65Component)
+	}
+	secret, err := f.proxy65Secret()
+	if err != nil {
+		return nil, err
+	}
+	p, err := proxy65.New(proxy65.Config{UnmatchedTimeout: f.proxy65Timeout, MaxConns: f.proxy65MaxConns,
+		Registerer: srv.Registry(), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", f.proxy65Listen)
+	if err != nil {
+		_ = p.Close()
+		return nil, fmt.Errorf("proxy65: listener: %w", err)
+	}
+	la := ln.Addr().(*net.TCPAddr)
+	host := f.proxy65PublicHost
+	if host == "" {
+		if la.IP.IsUnspecified() {
+			ln.Close()
+			_ = p.Close()
+			return nil, fmt.Errorf("proxy65: --proxy65-listen %s has no specific host: set --proxy65-public-host", f.proxy65Listen)
+		}
+		host = la.IP.String()
+	}
+	comp := &proxy65.Component{JID: cjid, Server: f.proxy65Server, Secret: secret, Host: host, Port: uint16(la.Port),
+		Name: "xjingle SOCKS5 proxy", Proxy: p, Logger: log}
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln) }()
+	cctx, cancel := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- comp.Run(cctx) }()
+	log.Info("proxy65 serving", "addr", ln.Addr().String(), "streamhost", net.JoinHostPort(host, strconv.Itoa(la.Port)),
+		"component", cjid.String(), "server", f.proxy65Server)
+	return func() {
+		cancel()
+		if err := <-ran; err != nil {
+			log.Error("proxy65 component", "err", err)
+		}
+		_ = p.Close()
+		<-served
+	}, nil
 }
