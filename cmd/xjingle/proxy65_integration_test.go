@@ -5,13 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/xjingle/xjingle/internal/testbed"
 )
@@ -135,5 +139,58 @@ proxy65_timeout = "30s"
 		}
 	case <-time.After(40 * time.Second):
 		t.Fatal("relay did not exit on SIGTERM")
+	}
+}
+
+// TestRelayProxy65InProcess: with the component's server unreachable the
+// relay still serves, the component retries, and cancelling the command
+// stops the proxy and the component without leaking goroutines.
+func TestRelayProxy65InProcess(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	t.Setenv("XJINGLE_RELAY_SECRET", "env-secret")
+	t.Setenv("XJINGLE_PROXY65_SECRET", "comp-secret")
+	dead, err := net.Listen("tcp", "127.0.0.1:0") // a port nobody listens on once closed
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	pr, pw := io.Pipe()
+	cmd := newRelayCmd()
+	cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--log-json", "--sockets", "1",
+		"--proxy65-component", "proxy.example.test", "--proxy65-server", deadAddr, "--proxy65-listen", "127.0.0.1:0"})
+	cmd.SetErr(pw)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx); pw.Close() }()
+	logs := relayLogs(t, pr, "proxy65 serving", "metrics serving", "proxy65: component session ended; reconnecting")
+	if body := getMetrics(t, logs["metrics serving"]["addr"].(string)); !strings.Contains(body, "xjingle_proxy65_connections_active 0") {
+		t.Error("proxy65 metrics missing from the relay's registry")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("relay command: %v", err)
+	}
+}
+
+func TestRelayProxy65Errors(t *testing.T) {
+	t.Setenv("XJINGLE_RELAY_SECRET", "x")
+	t.Setenv("XJINGLE_PROXY65_SECRET", "")
+	base := []string{"--listen", "127.0.0.1:0", "--proxy65-server", "127.0.0.1:9"}
+	for name, args := range map[string][]string{
+		"no secret":        {"--proxy65-component", "proxy.example.test", "--proxy65-listen", "127.0.0.1:0"},
+		"user JID":         {"--proxy65-component", "me@example.test", "--proxy65-listen", "127.0.0.1:0", "--proxy65-secret-file", writeFile(t, "s", "x\n")},
+		"no public host":   {"--proxy65-component", "proxy.example.test", "--proxy65-listen", "0.0.0.0:0", "--proxy65-secret-file", writeFile(t, "s", "x\n")},
+		"empty secretfile": {"--proxy65-component", "proxy.example.test", "--proxy65-listen", "127.0.0.1:0", "--proxy65-secret-file", writeFile(t, "s", "\n")},
+	} {
+		cmd := newRelayCmd()
+		cmd.SetArgs(append(append([]string(nil), base...), args...))
+		cmd.SetErr(io.Discard)
+		if err := cmd.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "proxy65") {
+			t.Errorf("%s: %v, want a proxy65 error", name, err)
+		}
+	}
+	if newRelayCmd().Flags().Lookup("proxy65-secret") != nil {
+		t.Error("a --proxy65-secret flag would put the secret on argv")
 	}
 }
