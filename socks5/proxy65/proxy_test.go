@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -241,3 +242,14 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+func mustPort(t *testing.T, s string) uint16 {
+	t.Helper()
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint16(n)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
