@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		spliced: prometheus.NewGauge(prometheus.GaugeOpts{Name: metricPrefix + "bytestreams_active",
 			Help: "Activated bytestreams being spliced now."}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: metricPrefix + "bytes_total",
-			Help: "Bytes spliced, both directions, counted when a direction ends."}),
+			Help: "Bytes spliced, both directions (updated every 4 MiB and when a direction ends)."}),
 		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricPrefix + "activations_total",
 			Help: "Activation requests, by result (ok, not_found, one_sided, already_active, closed)."}, []string{"result"}),
 		timeouts: prometheus.NewCounter(prometheus.CounterOpts{Name: metricPrefix + "unmatched_timeouts_total",

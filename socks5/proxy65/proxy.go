@@ -312,6 +312,10 @@ func activationResult(err error) string {
 	}
 }
 
+// countChunk is how many bytes pipe splices between two updates of the
+// byte counters.
+const countChunk = 4 << 20
+
 type closeWriter interface{ CloseWrite() error }
 
 // pipe copies src to dst (splice(2) between two *net.TCPConn on Linux) and
@@ -321,9 +325,21 @@ type closeWriter interface{ CloseWrite() error }
 // both connections and forgets the stream.
 func (p *Proxy) pipe(s *stream, dst, src net.Conn) {
 	defer p.wg.Done()
-	n, err := io.Copy(dst, src)
-	p.bytes.Add(n)
-	p.m.bytes.Add(float64(n))
+	var err error
+	for {
+		// In chunks, so that the byte count moves during a long
+		// transfer; CopyN's *io.LimitedReader still splices.
+		var n int64
+		n, err = io.CopyN(dst, src, countChunk)
+		p.bytes.Add(n)
+		p.m.bytes.Add(float64(n))
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			break
+		}
+	}
 	cw, ok := dst.(closeWriter)
 	if err == nil && ok {
 		err = cw.CloseWrite()
@@ -359,7 +375,7 @@ func (p *Proxy) forgetLocked(s *stream) {
 type Stats struct {
 	Conns   int   // open connections, in every state
 	Streams int   // DST.ADDRs held (waiting or spliced)
-	Bytes   int64 // bytes spliced so far, both directions, counted when a direction ends
+	Bytes   int64 // bytes spliced so far, both directions (updated every 4 MiB and at the end)
 }
 
 // Stats returns a snapshot of the proxy's state.
