@@ -180,13 +180,37 @@ func TestConfigLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(got, "s2s") || strings.Contains(got, "http") {
+	if strings.Contains(got, "s2s") || strings.Contains(got, "http") || strings.Contains(got, "component") {
 		t.Errorf("unexpected listeners: %s", got)
 	}
 	for _, a := range []string{b.C2SAddr, b.DirectTLSAddr, b.Proxy65Addr} {
 		if !strings.Contains(got, a) {
 			t.Errorf("no listener on %s in %s", a, got)
 		}
+	}
+}
+
+// TestComponentDeclared: WithComponent declares an external component
+// (XEP-0114) with a loopback component port, and WithoutProxy65 leaves
+// mod_proxy65 out.
+func TestComponentDeclared(t *testing.T) {
+	b := Start(t, WithoutProxy65(), WithComponent("proxy2."+DefaultDomain, "s3cret"))
+	if b.ComponentAddr == "" || b.Proxy65Addr != "" || b.Proxy65JID != "" {
+		t.Fatalf("bed %+v: want a component port and no proxy65", b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := b.Admin(ctx, `>local pm = require "core.portmanager"; local t = {}; `+
+		`for name, ifs in pairs(pm.get_active_services().data) do for iface, ports in pairs(ifs) do for port in pairs(ports) do t[#t+1] = name .. "@" .. iface .. ":" .. port end end end; `+
+		`table.sort(t); local h = hosts["proxy2.`+DefaultDomain+`"]; return "services:" .. table.concat(t, ",") .. " host:" .. tostring(h and h.type)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got, "component@"+b.ComponentAddr) || !strings.Contains(got, "host:component") {
+		t.Errorf("server state %q: want the component listener on %s and host proxy2 of type component", got, b.ComponentAddr)
+	}
+	if strings.Contains(got, "proxy65") {
+		t.Errorf("mod_proxy65 still listens: %s", got)
 	}
 }
 

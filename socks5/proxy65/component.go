@@ -27,6 +27,7 @@ const (
 	NSBytestreams = socks5.NSBytestreams
 	NSDiscoInfo   = "http://jabber.org/protocol/disco#info"
 	NSDiscoItems  = "http://jabber.org/protocol/disco#items"
+	NSPing        = "urn:xmpp:ping"
 )
 
 // Component defaults.
@@ -254,7 +255,11 @@ func (c *Component) answer(iq stanza.IQ, q *query) xml.TokenReader {
 			info.Identity{Category: "proxy", Type: "bytestreams", Name: c.Name}.TokenReader(),
 			info.Feature{Var: NSBytestreams}.TokenReader(),
 			info.Feature{Var: NSDiscoInfo}.TokenReader(),
+			info.Feature{Var: NSPing}.TokenReader(),
 		), xml.StartElement{Name: xml.Name{Space: NSDiscoInfo, Local: "query"}}))
+	case iq.Type == stanza.GetIQ && q.XMLName == xml.Name{Space: NSPing, Local: "ping"}:
+		// XEP-0199 §4.2 (monitoring tools ping components).
+		return iq.Result(nil)
 	case iq.Type == stanza.GetIQ && q.XMLName.Space == NSDiscoItems:
 		if q.Node != "" {
 			return iq.Error(stanzaErr(stanza.Cancel, stanza.ItemNotFound, ""))

@@ -65,6 +65,8 @@ func TestAnswer(t *testing.T) {
 			[]string{`type="error"`, "item-not-found"}, nil},
 		{"streamhost", iqFrom(stanza.GetIQ, requester), q(NSBytestreams),
 			[]string{`type="result"`, `<streamhost`, `jid="proxy.example.test"`, `host="192.0.2.7"`, `port="7777"`}, nil},
+		{"ping", iqFrom(stanza.GetIQ, requester), &query{XMLName: xml.Name{Space: NSPing, Local: "ping"}}, []string{`type="result"`}, nil},
+		{"disco#items", iqFrom(stanza.GetIQ, requester), q(NSDiscoItems), []string{`type="result"`, NSDiscoItems}, nil},
 		{"unknown", iqFrom(stanza.GetIQ, requester), q("urn:example:nope"), []string{`type="error"`, "service-unavailable"}, nil},
 		{"no payload", iqFrom(stanza.SetIQ, requester), nil, []string{`type="error"`, "bad-request"}, nil},
 		{"bad sid", iqFrom(stanza.SetIQ, requester), act("", target.String()), []string{"bad-request"}, nil},
