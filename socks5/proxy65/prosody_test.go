@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +105,71 @@ func TestProsodyComponent(t *testing.T) {
 	tc.(*net.TCPConn).CloseWrite()
 	if back, err := io.ReadAll(rc); err != nil || string(back) != "ok" {
 		t.Fatalf("requester got %q (%v)", back, err)
+	}
+}
+
+// chanHandler sends the message and "err" attribute of every record to ch
+// (dropping when full).
+type chanHandler struct{ ch chan string }
+
+func (h chanHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h chanHandler) Handle(_ context.Context, r slog.Record) error {
+	s := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" {
+			s += ": " + a.Value.String()
+		}
+		return true
+	})
+	select {
+	case h.ch <- s:
+	default:
+	}
+	return nil
+}
+func (h chanHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h chanHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestProsodyWrongSecret: Prosody refuses the XEP-0114 handshake (§3:
+// <not-authorized/> stream error); the component says so and keeps
+// retrying instead of giving up.
+func TestProsodyWrongSecret(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Prosody")
+	}
+	compJID := jid.MustParse("proxy2." + testbed.DefaultDomain)
+	bed := testbed.Start(t, testbed.WithoutProxy65(), testbed.WithComponent(compJID.String(), "right"))
+	p, _ := startProxy(t, Config{})
+	logs := make(chan string, 16)
+	comp := &Component{JID: compJID, Server: bed.ComponentAddr, Secret: []byte("wrong"), Host: "127.0.0.1", Port: 1,
+		Proxy: p, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		Logger: slog.New(chanHandler{logs}), OnState: func(up bool, _ error) {
+			if up {
+				t.Error("component session up with a wrong secret")
+			}
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- comp.Run(ctx) }()
+	for attempts := 0; attempts < 2; {
+		select {
+		case msg := <-logs:
+			if !strings.Contains(msg, "reconnecting") {
+				continue
+			}
+			if !strings.Contains(msg, "not-authorized") {
+				t.Errorf("log %q does not say not-authorized", msg)
+			}
+			if attempts == 0 {
+				t.Logf("%s", msg)
+			}
+			attempts++
+		case <-time.After(15 * time.Second):
+			t.Fatal("no failed attempt logged")
+		}
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }
