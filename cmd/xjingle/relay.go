@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -422,17 +423,38 @@ func startProxy65(ctx context.Context, f *relayFlags, srv *relay.Server, log *sl
 		Name: "xjingle SOCKS5 proxy", Proxy: p, Logger: log}
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(ln) }()
-	cctx, cancel := context.WithCancel(ctx)
+	cctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- comp.Run(cctx) }()
 	log.Info("proxy65 serving", "addr", ln.Addr().String(), "streamhost", net.JoinHostPort(host, strconv.Itoa(la.Port)),
 		"component", cjid.String(), "server", f.proxy65Server)
-	return func() {
+	// On SIGTERM (ctx) the component leaves at once, so that nobody is offered the proxy any more, and the
+	// bytestreams in flight get --drain-timeout, alongside the TURN drain. stop without SIGTERM cuts them.
+	stopNow := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		select {
+		case <-ctx.Done():
+		case <-stopNow:
+		}
 		cancel()
 		if err := <-ran; err != nil {
 			log.Error("proxy65 component", "err", err)
 		}
-		_ = p.Close()
+		dctx, dcancel := context.WithTimeout(context.Background(), f.drain)
+		if ctx.Err() == nil {
+			dcancel()
+		}
+		if err := p.Shutdown(dctx); err != nil {
+			log.Warn("proxy65 shutdown", "err", err)
+		}
+		dcancel()
 		<-served
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(stopNow) })
+		<-finished
 	}, nil
 }

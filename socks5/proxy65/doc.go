@@ -11,7 +11,7 @@
 //     target's and the requester's are both there (never more than two per
 //     DST.ADDR) and the requester activates the stream, then splices the
 //     two TCP connections together, both ways, with half-close. Connections
-//     not activated within UnmatchedTimeout are dropped.
+//     not activated within UnmatchedTimeout are dropped; Shutdown drains.
 //   - Component, the XMPP side: a XEP-0114 component session (mellium's
 //     component package) to the server's component port that answers
 //     disco#info (identity proxy/bytestreams, XEP-0065 §4), the streamhost

@@ -92,6 +92,8 @@ type Proxy struct {
 	conns     map[net.Conn]struct{} // every open connection
 	listeners map[net.Listener]struct{}
 	closed    bool
+	draining  bool          // Shutdown: no new connections or activations
+	drained   chan struct{} // closed by forgetLocked when draining and no stream is left
 	wg        sync.WaitGroup // Serve, handshakes, splice halves, armed timers
 
 	bytes atomic.Int64
@@ -135,7 +137,7 @@ func (p *Proxy) Serve(l net.Listener) error {
 		c, err := l.Accept()
 		if err != nil {
 			p.mu.Lock()
-			closed := p.closed
+			closed := p.closed || p.draining
 			p.mu.Unlock()
 			if closed {
 				return ErrClosed
@@ -147,7 +149,7 @@ func (p *Proxy) Serve(l net.Listener) error {
 			return fmt.Errorf("proxy65: accept on %s: %w", l.Addr(), err)
 		}
 		p.mu.Lock()
-		if p.closed || len(p.conns) >= p.cfg.MaxConns {
+		if p.closed || p.draining || len(p.conns) >= p.cfg.MaxConns {
 			p.mu.Unlock()
 			p.m.rejected.WithLabelValues("limit").Inc()
 			c.Close()
@@ -181,7 +183,7 @@ func (p *Proxy) handle(c net.Conn) {
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if p.closed {
+		if p.closed || p.draining {
 			return false
 		}
 		st := p.streams[dst]
@@ -207,7 +209,7 @@ func (p *Proxy) handle(c net.Conn) {
 	cancel()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err != nil || p.closed || s == nil || p.streams[s.dst] != s {
+	if err != nil || p.closed || p.draining || s == nil || p.streams[s.dst] != s {
 		if s != nil && !s.active {
 			s.reserved--
 			s.conns = slices.DeleteFunc(s.conns, func(x net.Conn) bool { return x == c })
@@ -272,7 +274,7 @@ func (p *Proxy) Activate(requester jid.JID, sid string, target jid.JID) error {
 	var err error
 	s := p.streams[dst]
 	switch {
-	case p.closed:
+	case p.closed || p.draining:
 		err = ErrClosed
 	case s == nil:
 		err = ErrNotFound
@@ -369,6 +371,56 @@ func (p *Proxy) forgetLocked(s *stream) {
 	if p.onRelease != nil {
 		p.onRelease(s.dst)
 	}
+	if p.draining && len(p.streams) == 0 && p.drained != nil {
+		close(p.drained)
+		p.drained = nil
+	}
+}
+
+// Shutdown drains the proxy: it closes the listeners and the connections
+// of bytestreams not yet activated, refuses new activations (ErrClosed),
+// and waits until the activated bytestreams have ended or ctx is done;
+// then it closes everything like Close. It returns ctx.Err() when it had
+// to cut bytestreams short. Stop the Component first, so that clients stop
+// being offered the proxy.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed || p.draining {
+		p.mu.Unlock()
+		return p.Close()
+	}
+	p.draining = true
+	var errs []error
+	for l := range p.listeners {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("proxy65: close listener: %w", err))
+		}
+	}
+	for _, s := range p.streams {
+		if s.active {
+			continue
+		}
+		p.disarmLocked(s)
+		for _, c := range s.conns {
+			p.dropLocked(c)
+		}
+		p.forgetLocked(s)
+	}
+	drained := make(chan struct{})
+	if len(p.streams) == 0 {
+		close(drained)
+	} else {
+		p.drained = drained
+	}
+	p.mu.Unlock()
+	var cut error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		cut = ctx.Err()
+	}
+	errs = append(errs, p.Close(), cut)
+	return errors.Join(errs...)
 }
 
 // Stats is a snapshot of a Proxy's state.

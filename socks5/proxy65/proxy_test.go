@@ -253,3 +253,69 @@ func mustPort(t *testing.T, s string) uint16 {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestShutdownDrains: Shutdown drops the bytestreams still waiting, keeps
+// the activated one running until it ends, and then returns nil.
+func TestShutdownDrains(t *testing.T) {
+	p, addr := startProxy(t, Config{})
+	dst := socks5.DstAddr("d1", requester, target)
+	tc := mustDial(t, addr, dst)
+	rc := mustDial(t, addr, dst)
+	if err := p.Activate(requester, "d1", target); err != nil {
+		t.Fatal(err)
+	}
+	waiting := mustDial(t, addr, socks5.DstAddr("d2", requester, target))
+
+	done := make(chan error, 1)
+	go func() { done <- p.Shutdown(context.Background()) }()
+	waiting.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := waiting.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("waiting connection after Shutdown: %v, want it closed", err)
+	}
+	if _, err := dial(t, addr, socks5.DstAddr("d3", requester, target)); err == nil {
+		t.Error("new connection accepted while draining")
+	}
+	// The activated stream still carries data both ways.
+	if _, err := rc.Write([]byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	rc.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(tc)
+	if err != nil || string(got) != "still here" {
+		t.Fatalf("target read %q, %v", got, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) while a bytestream is open", err)
+	default:
+	}
+	tc.(*net.TCPConn).CloseWrite()
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// TestShutdownDeadline: a bytestream that outlives ctx is cut.
+func TestShutdownDeadline(t *testing.T) {
+	p, addr := startProxy(t, Config{})
+	dst := socks5.DstAddr("d4", requester, target)
+	tc := mustDial(t, addr, dst)
+	mustDial(t, addr, dst)
+	if err := p.Activate(requester, "d4", target); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want DeadlineExceeded", err)
+	}
+	tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := tc.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("bytestream after the deadline: %v, want it closed", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
