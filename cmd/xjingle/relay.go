@@ -419,6 +419,9 @@ func startProxy65(ctx context.Context, f *relayFlags, srv *relay.Server, log *sl
 		}
 		host = la.IP.String()
 	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().String() // XEP-0065 §4: IPv6 in RFC 5952 form
+	}
 	comp := &proxy65.Component{JID: cjid, Server: f.proxy65Server, Secret: secret, Host: host, Port: uint16(la.Port),
 		Name: "xjingle SOCKS5 proxy", Proxy: p, Logger: log}
 	served := make(chan error, 1)
