@@ -92,8 +92,8 @@ type Proxy struct {
 	conns     map[net.Conn]struct{} // every open connection
 	listeners map[net.Listener]struct{}
 	closed    bool
-	draining  bool          // Shutdown: no new connections or activations
-	drained   chan struct{} // closed by forgetLocked when draining and no stream is left
+	draining  bool           // Shutdown: no new connections or activations
+	drained   chan struct{}  // closed by forgetLocked when draining and no stream is left
 	wg        sync.WaitGroup // Serve, handshakes, splice halves, armed timers
 
 	bytes atomic.Int64
