@@ -443,31 +443,26 @@ func BenchmarkDirect(b *testing.B) {
 		os.Remove(filepath.Join(scratch, "raw.bin"))
 		return result{name: baseName("raw TCP + sha256"), seconds: el.Seconds(), heap: heap, hwm: hwm}
 	}
-	xfer := func() result {
-		r := send(b, alice, bob, src, sum, inbox)
-		clearDir(b, inbox)
-		return r
-	}
-	b.SetBytes(size)
-	var bases, xfers []result
-	for i := 0; i < b.N; i++ {
-		bb, xx := runRounds(benchRounds(b), base, xfer)
-		bases, xfers = append(bases, bb...), append(xfers, xx...)
-	}
-	report(b, size, bases, xfers)
+	compare(b, size, base, alice, bob, src, sum, inbox)
 }
 
 // BenchmarkProxy65: SOCKS5 through Prosody's mod_proxy65 vs a plain SOCKS5
 // copy through the same proxy.
 func BenchmarkProxy65(b *testing.B) {
+	benchViaProxy(b, testbed.Start(b), nil, "p", "plain SOCKS5 via proxy65")
+}
+
+// benchViaProxy measures file transfers through the SOCKS5 proxy the
+// engines discover on bed (want, if not nil, is its JID) against a plain
+// SOCKS5 copy through the same proxy; tag names the users and sessions.
+func benchViaProxy(b *testing.B, bed *testbed.Bed, want *jid.JID, tag, baseLabel string) {
 	size := benchSize(b)
-	bed := testbed.Start(b)
 	src, sum := payload(b, size)
 	inbox := filepath.Join(benchDir(b), "inbox")
 	clearDir(b, inbox)
-	alice, bob := pair(b, bed, "p", inbox, pairOpts{noDirect: true})
-	if alice.Proxy == nil {
-		b.Fatal("engine found no SOCKS5 proxy")
+	alice, bob := pair(b, bed, tag, inbox, pairOpts{noDirect: true})
+	if alice.Proxy == nil || want != nil && !alice.Proxy.JID.Equal(*want) {
+		b.Fatalf("engine found proxy %+v, want %v", alice.Proxy, want)
 	}
 	scratch := benchDir(b)
 
@@ -476,7 +471,7 @@ func BenchmarkProxy65(b *testing.B) {
 		round++
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 		defer cancel()
-		sid := fmt.Sprintf("bench%d", round)
+		sid := fmt.Sprintf("%sbench%d", tag, round)
 		a, t := alice.Client.LocalJID(), bob.Client.LocalJID()
 		dst := socks5.DstAddr(sid, a, t)
 		var d socks5.Dialer
@@ -504,8 +499,14 @@ func BenchmarkProxy65(b *testing.B) {
 			b.Fatalf("baseline hashes %s %s, want %s", s1, s2, sum)
 		}
 		os.Remove(filepath.Join(scratch, "raw.bin"))
-		return result{name: baseName("plain SOCKS5 via proxy65"), seconds: el.Seconds(), heap: heap, hwm: hwm}
+		return result{name: baseName(baseLabel), seconds: el.Seconds(), heap: heap, hwm: hwm}
 	}
+	compare(b, size, base, alice, bob, src, sum, inbox)
+}
+
+// compare runs the rounds of base against the real file transfer from
+// alice to bob and reports them.
+func compare(b *testing.B, size int64, base func() result, alice, bob *engine.Engine, src, sum, inbox string) {
 	xfer := func() result {
 		r := send(b, alice, bob, src, sum, inbox)
 		clearDir(b, inbox)
