@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -129,10 +130,8 @@ func (l *loop) stop() {
 
 func (l *loop) run() {
 	defer close(l.stopped)
-	// The loop owns its thread: blocking in epoll_wait then costs one system call, not a netpoller hand-off.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	var events [loopEvents]unix.EpollEvent
+	yielded := time.Now()
 	for {
 		n, err := epollWait(l.ep, events[:])
 		if err != nil {
@@ -154,8 +153,18 @@ func (l *loop) run() {
 				l.serve(s)
 			}
 		}
+		// A goroutine that runs for 10 ms without passing through the scheduler makes sysmon take its P
+		// away while it sits in epoll_wait, and then poll every 20 µs. Yielding now and then keeps sysmon
+		// asleep; the loop is not locked to its thread, so a yield with nothing else to run is cheap.
+		if now := time.Now(); now.Sub(yielded) > yieldEvery {
+			yielded = now
+			runtime.Gosched()
+		}
 	}
 }
+
+// yieldEvery is how often a busy loop passes through the scheduler (well under sysmon's 10 ms).
+const yieldEvery = time.Millisecond
 
 // epollWait waits for events. A non-blocking poll first, as a raw system call, costs no scheduler work when
 // packets are queued already; only an idle loop blocks, through the scheduler so that it releases its P.
@@ -209,11 +218,13 @@ func (l *loop) serve(s *udpSock) {
 }
 
 // isChannelData reports whether b is a whole ChannelData message (RFC 8656 §12.4) and returns its channel
-// number and application data. The first byte distinguishes it from STUN (0-3) and the other protocols that
-// share the port (RFC 7983 §7: 64-79 is TURN ChannelData); channel numbers are 0x4000-0x4FFF (§12).
-// Over UDP the message may carry padding after the data (§12.5), which is ignored.
+// number and application data. The top two bits 01 distinguish it from STUN (00) and from the other protocols
+// that may share the port (RFC 7983 §7). RFC 8656 §12 narrowed channel numbers to 0x4000-0x4FFF, but RFC 5766
+// §11 allowed up to 0x7FFE, pion binds those too and clients (coturn's uclient) use them, so the whole
+// 0x4000-0x7FFF range is taken here; only channels pion bound are ever relayed. Over UDP the message may
+// carry padding after the data (§12.5), which is ignored; a length beyond the datagram is not ChannelData.
 func isChannelData(b []byte) (uint16, []byte, bool) {
-	if len(b) < 4 || b[0] < 0x40 || b[0] > 0x4F {
+	if len(b) < 4 || b[0]&0xC0 != 0x40 {
 		return 0, nil, false
 	}
 	ch := binary.BigEndian.Uint16(b[0:2])

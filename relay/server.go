@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -85,7 +86,7 @@ func New(cfg Config) (*Server, error) {
 	s.m = newMetrics(s)
 	s.routes.init()
 	if len(cfg.Listen) > 0 {
-		for range max(1, cfg.SocketsPerUDPListen) {
+		for range planeCount(cfg.SocketsPerUDPListen) {
 			l, err := newLoop(s)
 			if err != nil {
 				s.stopPlanes()
@@ -112,6 +113,12 @@ func New(cfg Config) (*Server, error) {
 		l.start()
 	}
 	return s, nil
+}
+
+// planeCount is the number of data-plane loops: one per socket, but leaving one P for pion and the rest of
+// the process, because two loops in epoll_wait with no idle P make sysmon retake Ps every 20 µs.
+func planeCount(sockets int) int {
+	return max(1, min(sockets, runtime.GOMAXPROCS(0)-1))
 }
 
 // stopPlanes ends the data-plane loops (after the sockets they serve are closed).
