@@ -2,7 +2,6 @@ package relay
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -57,6 +56,8 @@ type loop struct {
 	bufs  [loopBatch][4 + maxPacket]byte // ChannelData header room, then the datagram
 	froms [loopBatch]sockaddr
 	ns    [loopBatch]int
+	msgs  [loopBatch]unix.Mmsghdr
+	iovs  [loopBatch]unix.Iovec
 }
 
 func newLoop(s *Server) (*loop, error) {
@@ -166,14 +167,9 @@ func (l *loop) run() {
 // yieldEvery is how often a busy loop passes through the scheduler (well under sysmon's 10 ms).
 const yieldEvery = time.Millisecond
 
-// epollWait waits for events. A non-blocking poll first, as a raw system call, costs no scheduler work when
-// packets are queued already; only an idle loop blocks, through the scheduler so that it releases its P.
+// epollWait blocks until a socket is readable. It goes through the scheduler (the P is released if the wait
+// is long and another goroutine needs it).
 func epollWait(ep int, events []unix.EpollEvent) (int, error) {
-	r, _, errno := syscall.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(ep), uintptr(unsafe.Pointer(&events[0])),
-		uintptr(len(events)), 0, 0, 0)
-	if errno == 0 && r > 0 {
-		return int(r), nil
-	}
 	return unix.EpollWait(ep, events, -1)
 }
 
@@ -185,16 +181,7 @@ func (l *loop) serve(s *udpSock) {
 			s.mu.RUnlock()
 			return
 		}
-		n := 0
-		var err error
-		for n < loopBatch {
-			var k int
-			if k, err = recvfrom(s.fd, l.bufs[n][4:], &l.froms[n]); err != nil {
-				break
-			}
-			l.ns[n] = k
-			n++
-		}
+		n, err := l.recvmmsg(s.fd)
 		s.mu.RUnlock()
 		// Relay without holding s: relaying takes other sockets' locks, one at a time.
 		for i := range n {
@@ -209,12 +196,46 @@ func (l *loop) serve(s *udpSock) {
 		}
 		read += n
 		if err != nil {
-			if err != unix.EAGAIN && err != unix.EINTR && !errors.Is(err, unix.ECONNREFUSED) {
+			if err != unix.EAGAIN && err != unix.EINTR && err != unix.ECONNREFUSED {
 				l.s.log.Debug("relay data plane read", "socket", s.local.String(), "err", err)
 			}
 			return
 		}
+		if n < loopBatch {
+			return // drained; the level-triggered epoll set reports anything that arrived since
+		}
 	}
+}
+
+// recvmmsg reads up to loopBatch datagrams from fd into l.bufs (after 4 bytes of header room), without
+// blocking, in one system call.
+func (l *loop) recvmmsg(fd int) (int, error) {
+	for i := range l.msgs {
+		h := &l.msgs[i].Hdr
+		if h.Iov == nil {
+			l.iovs[i].Base = &l.bufs[i][4]
+			l.iovs[i].SetLen(maxPacket)
+			h.Iov = &l.iovs[i]
+			h.SetIovlen(1)
+			h.Name = (*byte)(unsafe.Pointer(&l.froms[i].raw))
+		}
+		h.Namelen = unix.SizeofSockaddrInet6
+		h.Flags = 0
+	}
+	r, _, errno := syscall.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&l.msgs[0])),
+		loopBatch, unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	n := int(r)
+	for i := range n {
+		l.froms[i].len = l.msgs[i].Hdr.Namelen
+		l.ns[i] = int(l.msgs[i].Len)
+		if l.msgs[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
+			l.ns[i] = maxPacket + 1
+		}
+	}
+	return n, nil
 }
 
 // isChannelData reports whether b is a whole ChannelData message (RFC 8656 §12.4) and returns its channel
