@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v4"
+	"github.com/pion/turn/v5"
 	"go.uber.org/goleak"
 )
 
@@ -391,4 +394,80 @@ func FuzzChannelData(f *testing.F) {
 			t.Fatal("classified as both ChannelData and STUN")
 		}
 	})
+}
+
+// TestDataPlaneFamilies relays through the data plane on an IPv6 listener and on a dual-stack [::] listener
+// with an IPv4 client (IPv4-mapped source addresses), with pion's client.
+func TestDataPlaneFamilies(t *testing.T) {
+	if pc, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		_ = pc.Close()
+	}
+	for _, tc := range []struct{ listen, client, host string }{
+		{"[::1]:0", "udp6", "::1"},
+		{"[::]:0", "udp6", "::1"},
+		{"[::]:0", "udp4", "127.0.0.1"},
+	} {
+		t.Run(tc.listen+"/"+tc.client, func(t *testing.T) {
+			s := startServer(t, func(c *Config) {
+				c.Listen = []Listen{{Addr: tc.listen}}
+				c.PublicIPv6 = netip.MustParseAddr("::1")
+				c.PublicIP = netip.MustParseAddr("127.0.0.1")
+				c.Peers = PeerPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("::1/128"),
+					netip.MustParsePrefix("127.0.0.1/32")}}
+			})
+			conn, err := net.ListenPacket(tc.client, net.JoinHostPort(tc.host, "0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_, port, _ := net.SplitHostPort(s.UDPAddrs()[0].String())
+			addr := net.JoinHostPort(tc.host, port)
+			u, p := RESTCredentials(testSecret, "families", time.Hour, time.Now())
+			c, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: addr, TURNServerAddr: addr, Conn: conn,
+				Username: u, Password: p, Realm: DefaultRealm, RTO: 100 * time.Millisecond,
+				LoggerFactory: pionLoggerFactory{slog.New(slog.DiscardHandler)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Listen(); err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			r, err := c.Allocate()
+			if err != nil {
+				t.Fatalf("Allocate: %v", err)
+			}
+			defer r.Close()
+			peer, err := net.ListenPacket(tc.client, net.JoinHostPort(tc.host, "0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer peer.Close()
+			_ = r.SetDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 1500)
+			// pion's client binds a channel after its first write, so later rounds take the data plane.
+			for i := range 3 {
+				msg := fmt.Sprintf("round %d", i)
+				if _, err := r.WriteTo([]byte(msg), peer.LocalAddr()); err != nil {
+					t.Fatal(err)
+				}
+				got, from := readFrom(t, peer)
+				if string(got) != msg {
+					t.Fatalf("peer got %q, want %q", got, msg)
+				}
+				if _, err := peer.WriteTo(got, from); err != nil {
+					t.Fatal(err)
+				}
+				n, _, err := r.ReadFrom(buf)
+				if err != nil || string(buf[:n]) != msg {
+					t.Fatalf("client got %q, %v; want %q", buf[:n], err, msg)
+				}
+			}
+			if n := s.routes.installed.Load(); n != 1 {
+				t.Errorf("%d routes installed, want 1", n)
+			}
+		})
+	}
 }
