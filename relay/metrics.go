@@ -89,7 +89,7 @@ const (
 
 var dirNames = [2]string{"client_to_peer", "peer_to_client"}
 
-// counters are one allocation's relayed traffic; each direction is written by one goroutine.
+// counters are one allocation's relayed traffic, written by a data-plane loop and by pion's goroutines.
 type counters struct {
 	packets [2]atomic.Uint64
 	bytes   [2]atomic.Uint64

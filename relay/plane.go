@@ -101,14 +101,14 @@ func (l *loop) add(s *udpSock) error {
 // remove unregisters s (before it is closed).
 func (l *loop) remove(s *udpSock) {
 	l.mu.Lock()
-	_, ok := l.socks[s.id]
-	delete(l.socks, s.id)
-	l.mu.Unlock()
-	if ok {
-		s.mu.RLock()
-		_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, s.fd, nil)
-		s.mu.RUnlock()
+	defer l.mu.Unlock()
+	if _, ok := l.socks[s.id]; !ok || l.ep < 0 {
+		return
 	}
+	delete(l.socks, s.id)
+	s.mu.RLock()
+	_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, s.fd, nil)
+	s.mu.RUnlock()
 }
 
 // start runs the loop on its own goroutine; stop ends it.
@@ -125,8 +125,11 @@ func (l *loop) stop() {
 		_, _ = unix.Write(l.wake, one[:])
 		<-l.stopped
 	}
+	l.mu.Lock()
 	_ = unix.Close(l.ep)
 	_ = unix.Close(l.wake)
+	l.ep = -1
+	l.mu.Unlock()
 }
 
 func (l *loop) run() {
@@ -289,7 +292,11 @@ func (l *loop) handoff(s *udpSock, b []byte, from *sockaddr) {
 	p.n = copy(p.buf[:], b)
 	p.from = from.addrPort()
 	if s.handoff(p) != nil {
-		l.s.m.dropped.WithLabelValues("queue", "to_pion").Inc()
+		dir := dirClientToPeer
+		if s.relay != nil {
+			dir = dirPeerToClient
+		}
+		l.s.m.dropped.WithLabelValues("queue", dirNames[dir]).Inc()
 	}
 }
 

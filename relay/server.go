@@ -405,7 +405,6 @@ func (s *Server) Close() error {
 			s.closeSockets()
 		}
 		s.conns.closeAll()
-		defer s.stopPlanes()
 		deadline := time.NewTimer(closeWait)
 		defer deadline.Stop()
 		waited := make(chan struct{})
@@ -425,6 +424,7 @@ func (s *Server) Close() error {
 		if n := s.quota.active(); n > 0 {
 			s.closeErr = errors.Join(s.closeErr, fmt.Errorf("relay: close: %d allocations still open", n))
 		}
+		s.stopPlanes()
 		s.log.Info("relay closed")
 		close(s.closed)
 	})
