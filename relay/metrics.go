@@ -61,7 +61,7 @@ func newMetrics(s *Server) *metrics {
 	m.unauthLimited = prometheus.NewCounter(prometheus.CounterOpts{Name: metricPrefix + "unauthenticated_rate_limited_total",
 		Help: "Unauthenticated requests dropped by the per-source rate limit."})
 	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricPrefix + "dropped_packets_total",
-		Help: "Relayed packets dropped, by reason (bandwidth) and direction."}, []string{"reason", "direction"})
+		Help: "Relayed packets dropped, by reason (bandwidth; queue: pion did not keep up with the data plane) and direction."}, []string{"reason", "direction"})
 	m.tcpConns = prometheus.NewGauge(prometheus.GaugeOpts{Name: metricPrefix + "tcp_connections_active",
 		Help: "Client TCP and TLS connections open now."})
 	m.tcpRejected = prometheus.NewCounter(prometheus.CounterOpts{Name: metricPrefix + "tcp_connections_rejected_total",
