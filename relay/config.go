@@ -58,7 +58,7 @@ func ParseListen(s string) (Listen, error) {
 // credential source (Secrets or Users) are required.
 type Config struct {
 	// Listen addresses serve TURN and STUN on UDP and TCP. Each UDP address is bound by SocketsPerUDPListen
-	// sockets with SO_REUSEPORT, each with its own read loop.
+	// sockets with SO_REUSEPORT (see SocketsPerUDPListen).
 	Listen []Listen
 	// TLSListen addresses serve TURN over TLS ("turns:"), with CertFile and KeyFile (reloaded by
 	// ReloadCertificates, which the CLI calls on SIGHUP).
@@ -109,6 +109,8 @@ type Config struct {
 	HandshakeTimeout time.Duration
 
 	// SocketsPerUDPListen is the number of SO_REUSEPORT sockets per UDP address. Default runtime.NumCPU().
+	// The UDP sockets (these and the relayed ones) are served by min(SocketsPerUDPListen, GOMAXPROCS-1), at
+	// least one, data-plane loops.
 	SocketsPerUDPListen int
 
 	// Logger receives structured logs; nil discards them.

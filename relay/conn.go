@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -34,19 +35,25 @@ func (c *clientPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 // relayConn is an allocation's relayed UDP socket (RFC 8656 §2.2 "relayed transport address"). It counts
-// traffic, enforces the bandwidth cap and the maximum age, and gives the quota slot back on Close.
+// traffic, enforces the bandwidth cap and the maximum age, and gives the quota slot back on Close. The data
+// plane relays through it (toPeer, toClient); pion uses it as a net.PacketConn for what the data plane hands
+// over.
 type relayConn struct {
 	net.PacketConn
+	sock   *udpSock
 	s      *Server
 	user   string
+	adv    netip.AddrPort      // advertised relayed address; set by routeTable.addRelay
+	routes map[*route]struct{} // its channels in s.routes; guarded by s.routes.mu
 	stats  counters
 	lim    [2]*bucket
 	timer  *time.Timer
 	closed sync.Once
 }
 
-func (s *Server) newRelayConn(pc net.PacketConn, user string) *relayConn {
-	c := &relayConn{PacketConn: pc, s: s, user: user}
+func (s *Server) newRelayConn(sock *udpSock, user string) *relayConn {
+	c := &relayConn{PacketConn: sock, sock: sock, s: s, user: user}
+	sock.relay = c
 	if bw := s.cfg.MaxBandwidth; bw > 0 {
 		for d := range c.lim {
 			// Burst of one second of traffic, at least a few full-size packets.
@@ -61,33 +68,64 @@ func (s *Server) newRelayConn(pc net.PacketConn, user string) *relayConn {
 	return c
 }
 
+// allow applies the bandwidth cap of direction d to n bytes, counting a drop.
+func (c *relayConn) allow(d int, n int) bool {
+	if c.lim[d] != nil && !c.lim[d].allow(float64(n), time.Now()) {
+		c.s.m.dropped.WithLabelValues("bandwidth", dirNames[d]).Inc()
+		return false
+	}
+	return true
+}
+
+func (c *relayConn) count(d int, n int) {
+	c.stats.packets[d].Add(1)
+	c.stats.bytes[d].Add(uint64(n))
+}
+
 // WriteTo sends a client's data to a peer (pion checked the permission).
 func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if c.lim[dirClientToPeer] != nil && !c.lim[dirClientToPeer].allow(float64(len(p)), time.Now()) {
-		c.s.m.dropped.WithLabelValues("bandwidth", dirNames[dirClientToPeer]).Inc()
+	if !c.allow(dirClientToPeer, len(p)) {
 		return len(p), nil
 	}
 	n, err := c.PacketConn.WriteTo(p, addr)
 	if err == nil {
-		c.stats.packets[dirClientToPeer].Add(1)
-		c.stats.bytes[dirClientToPeer].Add(uint64(n))
+		c.count(dirClientToPeer, n)
 	}
 	return n, err
 }
 
-// ReadFrom receives a peer's data for the client.
+// toPeer is the data plane's WriteTo: ChannelData from the client on a bound channel (RFC 8656 §12.6).
+func (c *relayConn) toPeer(data []byte, peer *sockaddr) {
+	if !c.allow(dirClientToPeer, len(data)) {
+		return
+	}
+	if c.sock.sendNow(data, peer) == nil {
+		c.count(dirClientToPeer, len(data))
+	}
+}
+
+// toClient sends a peer's datagram, already framed as ChannelData in msg, to the client (RFC 8656 §12.7).
+func (c *relayConn) toClient(msg []byte, rt *route) {
+	n := len(msg) - 4
+	if !c.allow(dirPeerToClient, n) {
+		return
+	}
+	if rt.client.sendNow(msg, &rt.clientSA) == nil {
+		c.count(dirPeerToClient, n)
+	}
+}
+
+// ReadFrom receives a peer's data for the client (what the data plane did not relay itself).
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil {
 			return n, addr, err
 		}
-		if c.lim[dirPeerToClient] != nil && !c.lim[dirPeerToClient].allow(float64(n), time.Now()) {
-			c.s.m.dropped.WithLabelValues("bandwidth", dirNames[dirPeerToClient]).Inc()
+		if !c.allow(dirPeerToClient, n) {
 			continue
 		}
-		c.stats.packets[dirPeerToClient].Add(1)
-		c.stats.bytes[dirPeerToClient].Add(uint64(n))
+		c.count(dirPeerToClient, n)
 		return n, addr, nil
 	}
 }
@@ -98,6 +136,7 @@ func (c *relayConn) Close() error {
 		if c.timer != nil {
 			c.timer.Stop()
 		}
+		c.s.routes.removeRelay(c)
 		c.s.traffic.remove(&c.stats)
 		c.s.quota.release(c.user)
 	})

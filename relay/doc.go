@@ -10,7 +10,9 @@
 //     reserved addresses unless allowed (PeerPolicy, RFC 8656 §21.2.2); per-user and total allocation quotas
 //     (486); a bandwidth cap and a maximum age per allocation; a per-source rate limit on unauthenticated
 //     requests; bounded TCP/TLS connections with handshake and idle timeouts.
-//   - UDP listeners served by several SO_REUSEPORT sockets, one read loop each; TCP and TLS listeners with
+//   - A UDP data plane of its own: epoll loops outside Go's netpoller relay ChannelData on channels pion bound
+//     (RFC 8656 §12) both ways, and hand everything else to pion. UDP listeners have several SO_REUSEPORT
+//     sockets. TCP and TLS listeners with
 //     certificate reload; RFC 6062 TCP allocations; external addresses for 1:1 NAT; IPv4 and IPv6.
 //   - Prometheus metrics on the server's own registry and /healthz (Server.Handler), structured slog logs,
 //     graceful drain (Shutdown).

@@ -61,7 +61,7 @@ func newMetrics(s *Server) *metrics {
 	m.unauthLimited = prometheus.NewCounter(prometheus.CounterOpts{Name: metricPrefix + "unauthenticated_rate_limited_total",
 		Help: "Unauthenticated requests dropped by the per-source rate limit."})
 	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricPrefix + "dropped_packets_total",
-		Help: "Relayed packets dropped, by reason (bandwidth) and direction."}, []string{"reason", "direction"})
+		Help: "Relayed packets dropped, by reason (bandwidth; queue: pion did not keep up with the data plane) and direction."}, []string{"reason", "direction"})
 	m.tcpConns = prometheus.NewGauge(prometheus.GaugeOpts{Name: metricPrefix + "tcp_connections_active",
 		Help: "Client TCP and TLS connections open now."})
 	m.tcpRejected = prometheus.NewCounter(prometheus.CounterOpts{Name: metricPrefix + "tcp_connections_rejected_total",
@@ -89,7 +89,7 @@ const (
 
 var dirNames = [2]string{"client_to_peer", "peer_to_client"}
 
-// counters are one allocation's relayed traffic; each direction is written by one goroutine.
+// counters are one allocation's relayed traffic, written by a data-plane loop and by pion's goroutines.
 type counters struct {
 	packets [2]atomic.Uint64
 	bytes   [2]atomic.Uint64

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,10 @@ type Server struct {
 	log *slog.Logger
 	m   *metrics
 
-	udp    []net.PacketConn // bound by New, each one read loop
+	udp    []net.PacketConn // *udpSock, bound by New, read by the data-plane loops
+	planes []*loop          // data-plane event loops (plane.go)
+	routes routeTable       // bound channels the loops relay themselves
+	rr     atomic.Uint32    // round robin of relayed sockets over planes
 	tcp    []net.Listener
 	tlsLns []net.Listener
 	tlsCfg *tls.Config
@@ -80,6 +84,17 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.creds.Store(newCredentials(cfg.Secrets, cfg.Users))
 	s.m = newMetrics(s)
+	s.routes.init()
+	if len(cfg.Listen) > 0 {
+		for range planeCount(cfg.SocketsPerUDPListen) {
+			l, err := newLoop(s)
+			if err != nil {
+				s.stopPlanes()
+				return nil, err
+			}
+			s.planes = append(s.planes, l)
+		}
+	}
 	if len(cfg.TLSListen) > 0 {
 		if err := s.ReloadCertificates(); err != nil {
 			return nil, err
@@ -91,33 +106,56 @@ func New(cfg Config) (*Server, error) {
 	}
 	if err := s.bind(); err != nil {
 		s.closeSockets()
+		s.stopPlanes()
 		return nil, err
 	}
+	for _, l := range s.planes {
+		l.start()
+	}
 	return s, nil
+}
+
+// planeCount is the number of data-plane loops: one per socket, but leaving one P for pion and the rest of
+// the process, because two loops in epoll_wait with no idle P make sysmon retake Ps every 20 µs.
+func planeCount(sockets int) int {
+	return max(1, min(sockets, runtime.GOMAXPROCS(0)-1))
+}
+
+// stopPlanes ends the data-plane loops (after the sockets they serve are closed).
+func (s *Server) stopPlanes() {
+	for _, l := range s.planes {
+		l.stop()
+	}
+}
+
+// plane picks the loop that serves a new relayed socket.
+func (s *Server) plane() *loop {
+	return s.planes[int(s.rr.Add(1))%len(s.planes)]
 }
 
 // bindPort opens the UDP sockets of one listen address (SO_REUSEPORT, the
 // same port for all) and the TCP listener on that port. On error it closes
 // what it opened.
-func (s *Server) bindPort(ctx context.Context, lc net.ListenConfig, udpNet, tcpNet, addr string) ([]net.PacketConn, net.Listener, error) {
-	var pcs []net.PacketConn
+func (s *Server) bindPort(udpNet, tcpNet, addr string) ([]*udpSock, net.Listener, error) {
+	var pcs []*udpSock
 	closeAll := func() {
 		for _, pc := range pcs {
 			pc.Close()
 		}
 	}
 	for i := range s.cfg.SocketsPerUDPListen {
-		pc, err := lc.ListenPacket(ctx, udpNet, addr)
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("relay: listen udp %s: %w", addr, err)
+		}
+		pc, err := openUDP(s.planes[i%len(s.planes)], udpNet, ap, true, clientHandoffQueue)
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("relay: listen udp %s: %w", addr, err)
 		}
 		pcs = append(pcs, pc)
-		if uc, ok := pc.(*net.UDPConn); ok {
-			// Bursts from many clients arrive between two reads; the kernel caps this at net.core.rmem_max.
-			_ = uc.SetReadBuffer(udpSocketBuffer)
-			_ = uc.SetWriteBuffer(udpSocketBuffer)
-		}
+		// Bursts from many clients arrive between two reads; the kernel caps this at net.core.rmem_max.
+		pc.setBuffers(udpSocketBuffer)
 		if i == 0 {
 			addr = pc.LocalAddr().String() // the same port for the other sockets and for TCP
 		}
@@ -131,8 +169,6 @@ func (s *Server) bindPort(ctx context.Context, lc net.ListenConfig, udpNet, tcpN
 }
 
 func (s *Server) bind() error {
-	lc := net.ListenConfig{Control: reuseport.Control}
-	ctx := context.Background()
 	for _, l := range s.cfg.Listen {
 		host, _, _ := net.SplitHostPort(l.Addr)
 		gen, err := s.newRelayGen(host, l.ExternalIP)
@@ -149,7 +185,7 @@ func (s *Server) bind() error {
 			tries = 20
 		}
 		for try := 1; ; try++ {
-			pcs, ln, err := s.bindPort(ctx, lc, udpNet, tcpNet, l.Addr)
+			pcs, ln, err := s.bindPort(udpNet, tcpNet, l.Addr)
 			if err != nil {
 				if try < tries && errors.Is(err, syscall.EADDRINUSE) {
 					continue
@@ -157,8 +193,16 @@ func (s *Server) bind() error {
 				return err
 			}
 			for _, pc := range pcs {
+				if err := pc.plane.add(pc); err != nil {
+					for _, pc := range pcs {
+						_ = pc.Close()
+					}
+					_ = ln.Close()
+					return err
+				}
 				s.udp = append(s.udp, pc)
 				s.gens[pc.LocalAddr()] = gen
+				s.routes.addListener(pc)
 			}
 			s.tcp = append(s.tcp, ln)
 			s.gens[ln.Addr()] = gen
@@ -380,6 +424,7 @@ func (s *Server) Close() error {
 		if n := s.quota.active(); n > 0 {
 			s.closeErr = errors.Join(s.closeErr, fmt.Errorf("relay: close: %d allocations still open", n))
 		}
+		s.stopPlanes()
 		s.log.Info("relay closed")
 		close(s.closed)
 	})
@@ -470,11 +515,15 @@ func (s *Server) events() turn.EventHandler {
 			s.m.permActive.Inc()
 		},
 		OnPermissionDeleted: func(_, _ net.Addr, _, _, _ string, _ net.Addr, _ net.IP) { s.m.permActive.Dec() },
-		OnChannelCreated: func(_, _ net.Addr, _, _, _ string, _, _ net.Addr, _ uint16) {
+		OnChannelCreated: func(src, dst net.Addr, protocol, _, _ string, relayAddr, peer net.Addr, ch uint16) {
+			s.routes.channelCreated(src, dst, protocol, relayAddr, peer, ch)
 			s.m.chanTotal.Inc()
 			s.m.chanActive.Inc()
 		},
-		OnChannelDeleted: func(_, _ net.Addr, _, _, _ string, _, _ net.Addr, _ uint16) { s.m.chanActive.Dec() },
+		OnChannelDeleted: func(src, dst net.Addr, protocol, _, _ string, _, _ net.Addr, ch uint16) {
+			s.routes.channelDeleted(src, dst, protocol, ch)
+			s.m.chanActive.Dec()
+		},
 	}
 }
 
@@ -590,18 +639,41 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 	if r := g.s.quota.take(conf.UserID); r != "" {
 		return nil, nil, fmt.Errorf("relay: allocation refused: %s", r)
 	}
-	var pc net.PacketConn
+	bindIP, err := netip.ParseAddr(bind)
+	if err != nil {
+		g.s.quota.release(conf.UserID)
+		return nil, nil, fmt.Errorf("relay: relay address %q: %w", bind, err)
+	}
+	advIP, _ := netip.AddrFromSlice(adv)
+	plane := g.s.plane()
+	var sock *udpSock
+	var advAP netip.AddrPort
 	err = g.try(conf.RequestedPort, func(port int) error {
 		var err error
-		pc, err = net.ListenPacket(conf.Network, net.JoinHostPort(bind, strconv.Itoa(port)))
-		return err
+		if sock, err = openUDP(plane, conf.Network, netip.AddrPortFrom(bindIP, uint16(port)), false,
+			relayHandoffQueue); err != nil {
+			return err
+		}
+		advAP = netip.AddrPortFrom(advIP.Unmap(), uint16(sock.local.Port))
+		if !g.s.routes.reserveRelay(advAP) {
+			// Another listener advertises the same address with this port: the data plane could not tell
+			// the two allocations apart.
+			_ = sock.Close()
+			return fmt.Errorf("relay: relayed address %s in use", advAP)
+		}
+		return nil
 	})
 	if err != nil {
 		g.s.quota.release(conf.UserID)
 		return nil, nil, err
 	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	return g.s.newRelayConn(pc, conf.UserID), &net.UDPAddr{IP: adv, Port: port}, nil
+	rc := g.s.newRelayConn(sock, conf.UserID)
+	g.s.routes.setRelay(advAP, rc)
+	if err := plane.add(sock); err != nil {
+		_ = rc.Close() // gives the quota slot back
+		return nil, nil, err
+	}
+	return rc, &net.UDPAddr{IP: adv, Port: rc.sock.local.Port}, nil
 }
 
 func (g *relayGen) AllocateListener(conf turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {

@@ -119,7 +119,7 @@ the file. SIGHUP reloads the secret file, the users file and the TLS certificate
 	fl.Float64Var(&f.unauthRate, "unauth-rate", relay.DefaultUnauthRate, "unauthenticated requests/s per source IP (-1: unlimited)")
 	fl.IntVar(&f.unauthBurst, "unauth-burst", relay.DefaultUnauthBurst, "burst of unauthenticated requests per source IP")
 	fl.IntVar(&f.maxTCPConns, "max-tcp-conns", relay.DefaultMaxTCPConns, "maximum concurrent TCP/TLS client connections")
-	fl.IntVar(&f.sockets, "sockets", 0, "SO_REUSEPORT UDP sockets per --listen address (default: number of CPUs)")
+	fl.IntVar(&f.sockets, "sockets", 0, "SO_REUSEPORT UDP sockets per --listen address (default: number of CPUs); min(sockets, GOMAXPROCS-1) data-plane loops serve them")
 	fl.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "on SIGTERM, keep relaying existing allocations this long")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "write logs as JSON")
