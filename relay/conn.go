@@ -94,27 +94,6 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, err
 }
 
-// toPeer is the data plane's WriteTo: ChannelData from the client on a bound channel (RFC 8656 §12.6).
-func (c *relayConn) toPeer(data []byte, peer *sockaddr) {
-	if !c.allow(dirClientToPeer, len(data)) {
-		return
-	}
-	if c.sock.sendNow(data, peer) == nil {
-		c.count(dirClientToPeer, len(data))
-	}
-}
-
-// toClient sends a peer's datagram, already framed as ChannelData in msg, to the client (RFC 8656 §12.7).
-func (c *relayConn) toClient(msg []byte, rt *route) {
-	n := len(msg) - 4
-	if !c.allow(dirPeerToClient, n) {
-		return
-	}
-	if rt.client.sendNow(msg, &rt.clientSA) == nil {
-		c.count(dirPeerToClient, n)
-	}
-}
-
 // ReadFrom receives a peer's data for the client (what the data plane did not relay itself).
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {

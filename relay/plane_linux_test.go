@@ -1,3 +1,5 @@
+//go:build !xjnoplane
+
 package relay
 
 import (

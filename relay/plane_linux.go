@@ -1,3 +1,5 @@
+//go:build !xjnoplane
+
 package relay
 
 import (
@@ -467,5 +469,26 @@ func (t *routeTable) channelDeleted(src, dst net.Addr, protocol string, ch uint1
 	defer t.mu.Unlock()
 	if rt := t.client[clientKey{listen, client, ch}]; rt != nil {
 		t.deleteLocked(rt)
+	}
+}
+
+// toPeer is the data plane's WriteTo: ChannelData from the client on a bound channel (RFC 8656 §12.6).
+func (c *relayConn) toPeer(data []byte, peer *sockaddr) {
+	if !c.allow(dirClientToPeer, len(data)) {
+		return
+	}
+	if c.sock.sendNow(data, peer) == nil {
+		c.count(dirClientToPeer, len(data))
+	}
+}
+
+// toClient sends a peer's datagram, already framed as ChannelData in msg, to the client (RFC 8656 §12.7).
+func (c *relayConn) toClient(msg []byte, rt *route) {
+	n := len(msg) - 4
+	if !c.allow(dirPeerToClient, n) {
+		return
+	}
+	if rt.client.sendNow(msg, &rt.clientSA) == nil {
+		c.count(dirPeerToClient, n)
 	}
 }
