@@ -182,6 +182,7 @@ func TestRelayProxy65Errors(t *testing.T) {
 		"user JID":         {"--proxy65-component", "me@example.test", "--proxy65-listen", "127.0.0.1:0", "--proxy65-secret-file", writeFile(t, "s", "x\n")},
 		"no public host":   {"--proxy65-component", "proxy.example.test", "--proxy65-listen", "0.0.0.0:0", "--proxy65-secret-file", writeFile(t, "s", "x\n")},
 		"empty secretfile": {"--proxy65-component", "proxy.example.test", "--proxy65-listen", "127.0.0.1:0", "--proxy65-secret-file", writeFile(t, "s", "\n")},
+		"bad allow":        {"--proxy65-component", "proxy.example.test", "--proxy65-listen", "127.0.0.1:0", "--proxy65-secret-file", writeFile(t, "s", "x\n"), "--proxy65-allow", "@@"},
 	} {
 		cmd := newRelayCmd()
 		cmd.SetArgs(append(append([]string(nil), base...), args...))

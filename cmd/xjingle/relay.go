@@ -63,6 +63,8 @@ type relayFlags struct {
 	proxy65PublicHost string
 	proxy65Timeout    time.Duration
 	proxy65MaxConns   int
+	proxy65Allow      []string
+	proxy65Open       bool
 }
 
 func newRelayCmd() *cobra.Command {
@@ -130,6 +132,8 @@ the file. SIGHUP reloads the secret file, the users file and the TLS certificate
 	fl.StringVar(&f.proxy65PublicHost, "proxy65-public-host", "", "host (IP or DNS name) clients connect to, announced as the streamhost (default: the --proxy65-listen host if specific)")
 	fl.DurationVar(&f.proxy65Timeout, "proxy65-timeout", proxy65.DefaultUnmatchedTimeout, "drop proxy connections not activated within this time")
 	fl.IntVar(&f.proxy65MaxConns, "proxy65-max-conns", proxy65.DefaultMaxConns, "maximum concurrent proxy connections")
+	fl.StringArrayVar(&f.proxy65Allow, "proxy65-allow", nil, "who may use the proxy: a domain, bare or full JID (repeatable; default: the component's parent domain, e.g. example.org for proxy.example.org)")
+	fl.BoolVar(&f.proxy65Open, "proxy65-open-access", false, "let any JID the server routes to the component use the proxy, remote users included")
 	return cmd
 }
 
@@ -395,6 +399,11 @@ func startProxy65(ctx context.Context, f *relayFlags, srv *relay.Server, log *sl
 	if err != nil || cjid.Localpart() != "" || cjid.Resourcepart() != "" {
 		return nil, fmt.Errorf("proxy65: component JID %q: want a domain such as proxy.example.org", f.proxy65Component)
 	}
+	for _, a := range f.proxy65Allow {
+		if _, err := jid.Parse(a); err != nil || a == "" {
+			return nil, fmt.Errorf("proxy65: --proxy65-allow %q: want a domain, bare JID or full JID", a)
+		}
+	}
 	secret, err := f.proxy65Secret()
 	if err != nil {
 		return nil, err
@@ -423,14 +432,14 @@ func startProxy65(ctx context.Context, f *relayFlags, srv *relay.Server, log *sl
 		host = ip.Unmap().String() // XEP-0065 §4: IPv6 in RFC 5952 form
 	}
 	comp := &proxy65.Component{JID: cjid, Server: f.proxy65Server, Secret: secret, Host: host, Port: uint16(la.Port),
-		Name: "xjingle SOCKS5 proxy", Proxy: p, Logger: log}
+		Name: "xjingle SOCKS5 proxy", Proxy: p, Logger: log, Allow: f.proxy65Allow, OpenAccess: f.proxy65Open}
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(ln) }()
 	cctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- comp.Run(cctx) }()
 	log.Info("proxy65 serving", "addr", ln.Addr().String(), "streamhost", net.JoinHostPort(host, strconv.Itoa(la.Port)),
-		"component", cjid.String(), "server", f.proxy65Server)
+		"component", cjid.String(), "server", f.proxy65Server, "allow", f.proxy65Allow, "open_access", f.proxy65Open)
 	// On SIGTERM (ctx) the component leaves at once, so that nobody is offered the proxy any more, and the
 	// bytestreams in flight get --drain-timeout, alongside the TURN drain. stop without SIGTERM cuts them.
 	stopNow := make(chan struct{})

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +66,17 @@ type Component struct {
 	Port uint16
 	// Name is the identity name in disco#info (optional).
 	Name string
+	// Allow lists who may use the proxy (the streamhost query and
+	// activation; disco and ping stay open): each entry a domain
+	// ("example.org": every JID on it), a bare JID (every resource) or a
+	// full JID, matched like Prosody's proxy65_acl. Empty means the
+	// component's parent domain (proxy.example.org → example.org): the
+	// server's own users, as mod_proxy65 allows by default. Others get
+	// auth/forbidden.
+	Allow []string
+	// OpenAccess lets every JID the server routes to the component use
+	// the proxy, remote ones included (mod_proxy65's proxy65_open_access).
+	OpenAccess bool
 	// Proxy receives the activations.
 	Proxy *Proxy
 	// Dialer dials the server; nil means a net.Dialer.
@@ -265,6 +277,9 @@ func (c *Component) answer(iq stanza.IQ, q *query) xml.TokenReader {
 			return iq.Error(stanzaErr(stanza.Cancel, stanza.ItemNotFound, ""))
 		}
 		return iq.Result(xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: NSDiscoItems, Local: "query"}}))
+	case q.XMLName == xml.Name{Space: NSBytestreams, Local: "query"} && !c.permitted(iq.From):
+		// As mod_proxy65 answers a JID outside its access list.
+		return iq.Error(stanzaErr(stanza.Auth, stanza.Forbidden, "not allowed to use this proxy"))
 	case iq.Type == stanza.GetIQ && q.XMLName == xml.Name{Space: NSBytestreams, Local: "query"}:
 		// XEP-0065 §4 Example 8.
 		return iq.Result(xmlstream.Wrap(
@@ -279,6 +294,52 @@ func (c *Component) answer(iq stanza.IQ, q *query) xml.TokenReader {
 	}
 	// RFC 6120 §8.4: an IQ for a payload we do not know.
 	return iq.Error(stanzaErr(stanza.Cancel, stanza.ServiceUnavailable, ""))
+}
+
+// permitted reports whether from may use the proxy (see Allow).
+func (c *Component) permitted(from jid.JID) bool {
+	if c.OpenAccess {
+		return true
+	}
+	allow := c.Allow
+	if len(allow) == 0 {
+		allow = []string{parentDomain(c.JID.Domainpart())}
+	}
+	for _, a := range allow {
+		if matchJID(from, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parentDomain is d without its first label (proxy.example.org →
+// example.org), or d itself when it has fewer than three labels.
+func parentDomain(d string) string {
+	if i := strings.IndexByte(d, '.'); i >= 0 && strings.Contains(d[i+1:], ".") {
+		return d[i+1:]
+	}
+	return d
+}
+
+// matchJID reports whether j matches the access-list entry a: the parts
+// a has must be equal (domains case-insensitively), the parts it lacks
+// match anything.
+func matchJID(j jid.JID, a string) bool {
+	aj, err := jid.Parse(a)
+	if err != nil {
+		return false
+	}
+	if !strings.EqualFold(j.Domainpart(), aj.Domainpart()) {
+		return false
+	}
+	if l := aj.Localpart(); l != "" && l != j.Localpart() {
+		return false
+	}
+	if r := aj.Resourcepart(); r != "" && r != j.Resourcepart() {
+		return false
+	}
+	return true
 }
 
 // activate handles the activation request of XEP-0065 §6.3.5.

@@ -74,6 +74,11 @@ func TestAnswer(t *testing.T) {
 		{"one sided", iqFrom(stanza.SetIQ, requester), act("sid1", target.String()), []string{`type="error"`, "not-allowed"}, nil},
 		{"wrong requester", iqFrom(stanza.SetIQ, jid.MustParse("mallory@example.test/m")), act("sid1", target.String()),
 			[]string{`type="error"`, "item-not-found"}, func() { mustDial(t, addr, dst) }},
+		{"remote streamhost", iqFrom(stanza.GetIQ, jid.MustParse("eve@elsewhere.example/e")), q(NSBytestreams),
+			[]string{`type="error"`, `type="auth"`, "forbidden"}, nil},
+		{"remote activate", iqFrom(stanza.SetIQ, jid.MustParse("eve@elsewhere.example/e")), act("sid1", target.String()),
+			[]string{`type="error"`, "forbidden"}, nil},
+		{"remote disco", iqFrom(stanza.GetIQ, jid.MustParse("eve@elsewhere.example/e")), q(NSDiscoInfo), []string{`type="result"`}, nil},
 		{"activate", iqFrom(stanza.SetIQ, requester), act("sid1", target.String()), []string{`type="result"`, `id="i1"`}, nil},
 		{"again", iqFrom(stanza.SetIQ, requester), act("sid1", target.String()), []string{`type="error"`, "not-allowed"}, nil},
 	} {
@@ -85,6 +90,35 @@ func TestAnswer(t *testing.T) {
 			if !strings.Contains(got, w) {
 				t.Errorf("%s: reply %s lacks %s", tc.name, got, w)
 			}
+		}
+	}
+}
+
+func TestComponentAccess(t *testing.T) {
+	for _, tc := range []struct {
+		comp  string
+		allow []string
+		open  bool
+		from  string
+		want  bool
+	}{
+		{"proxy.example.test", nil, false, "alice@example.test/a", true},
+		{"proxy.example.test", nil, false, "example.test", true},
+		{"proxy.example.test", nil, false, "alice@EXAMPLE.test/a", true},
+		{"proxy.example.test", nil, false, "eve@evil.test/e", false},
+		{"proxy.example.test", nil, false, "eve@sub.example.test/e", false},
+		{"proxy.example.test", nil, true, "eve@evil.test/e", true},
+		{"example.test", nil, false, "alice@example.test/a", true},
+		{"proxy.example.test", []string{"friends.test"}, false, "bob@friends.test/x", true},
+		{"proxy.example.test", []string{"friends.test"}, false, "alice@example.test/a", false},
+		{"proxy.example.test", []string{"bob@friends.test"}, false, "bob@friends.test/x", true},
+		{"proxy.example.test", []string{"bob@friends.test"}, false, "carol@friends.test/x", false},
+		{"proxy.example.test", []string{"bob@friends.test/x"}, false, "bob@friends.test/y", false},
+		{"proxy.example.test", []string{"@@"}, false, "bob@friends.test/x", false},
+	} {
+		c := &Component{JID: jid.MustParse(tc.comp), Allow: tc.allow, OpenAccess: tc.open}
+		if got := c.permitted(jid.MustParse(tc.from)); got != tc.want {
+			t.Errorf("component %s allow %v open %v: permitted(%s) = %v, want %v", tc.comp, tc.allow, tc.open, tc.from, got, tc.want)
 		}
 	}
 }
