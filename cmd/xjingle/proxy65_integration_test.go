@@ -118,8 +118,10 @@ proxy65_timeout = "30s"
 	}
 
 	body := getMetrics(t, metricsAddr)
-	if want := `xjingle_proxy65_activations_total{result="ok"} 1`; !regexp.MustCompile(regexp.QuoteMeta(want)).MatchString(body) {
-		t.Errorf("metrics lack %q", want)
+	for _, want := range []string{`xjingle_proxy65_activations_total{result="ok"} 1`, "\nxjingle_proxy65_component_connected 1\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 	m := metricLine.FindStringSubmatch(body)
 	if m == nil {

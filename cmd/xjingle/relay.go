@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"mellium.im/xmpp/jid"
@@ -433,6 +434,19 @@ func startProxy65(ctx context.Context, f *relayFlags, srv *relay.Server, log *sl
 	}
 	comp := &proxy65.Component{JID: cjid, Server: f.proxy65Server, Secret: secret, Host: host, Port: uint16(la.Port),
 		Name: "xjingle SOCKS5 proxy", Proxy: p, Logger: log, Allow: f.proxy65Allow, OpenAccess: f.proxy65Open}
+	up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xjingle_proxy65_component_connected",
+		Help: "1 while the proxy's XEP-0114 component session with the XMPP server is up, else 0."},
+		func() float64 {
+			if comp.Connected() {
+				return 1
+			}
+			return 0
+		})
+	if err := srv.Registry().Register(up); err != nil {
+		ln.Close()
+		p.Close()
+		return nil, fmt.Errorf("proxy65: register metrics: %w", err)
+	}
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(ln) }()
 	cctx, cancel := context.WithCancel(context.Background())
