@@ -109,9 +109,13 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
+// Close closes the socket once; later calls return nil. The maximum-age
+// timer closes it first and pion's allocation closes it again when its read
+// loop ends, which it would log as an error.
 func (c *relayConn) Close() error {
-	err := c.PacketConn.Close()
+	var err error
 	c.closed.Do(func() {
+		err = c.PacketConn.Close()
 		if c.timer != nil {
 			c.timer.Stop()
 		}
@@ -171,9 +175,13 @@ func (c *peerConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the listener once; later calls return nil (as relayConn.Close).
 func (l *relayListener) Close() error {
-	err := l.Listener.Close()
-	l.closed.Do(func() { l.s.quota.release(l.user) })
+	var err error
+	l.closed.Do(func() {
+		err = l.Listener.Close()
+		l.s.quota.release(l.user)
+	})
 	return err
 }
 

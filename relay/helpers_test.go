@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,26 @@ const testSecret = "north"
 func tlog(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: testLogLevel}))
 }
+
+// errorCount is a slog.Handler that counts records at level Error and
+// above and passes every record on.
+type errorCount struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (h errorCount) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		h.n.Add(1)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h errorCount) WithAttrs(as []slog.Attr) slog.Handler {
+	return errorCount{h.Handler.WithAttrs(as), h.n}
+}
+
+func (h errorCount) WithGroup(name string) slog.Handler { return errorCount{h.Handler.WithGroup(name), h.n} }
 
 type tWriter struct{ t testing.TB }
 

@@ -3,10 +3,12 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,7 +109,9 @@ func TestTenThousandAllocations(t *testing.T) {
 	// Every allocation gets its own max-age timer when it is made, so the age must
 	// outlast making all of them (about 6 s under -race on a busy 2-core machine).
 	const age = 20 * time.Second
+	var errorLogs atomic.Int64
 	s := startServer(t, func(c *Config) {
+		c.Logger = slog.New(errorCount{tlog(t).Handler(), &errorLogs})
 		c.Listen = ls
 		c.SocketsPerUDPListen = 1
 		c.MaxAllocations = total
@@ -195,6 +199,9 @@ func TestTenThousandAllocations(t *testing.T) {
 		t.Errorf("%d fds open after expiry, had %d: relayed sockets leaked", fds, fdsBefore)
 	}
 	t.Logf("after expiry: RSS %s, goroutines %d, fds %d", procStatus("VmRSS"), runtime.NumGoroutine(), openFDs())
+	if n := errorLogs.Load(); n > 0 {
+		t.Errorf("%d error records logged while allocations expired (want none: expiry is routine)", n)
+	}
 	if err := s.Close(); err != nil && !errors.Is(err, ErrServerClosed) {
 		t.Error(err)
 	}
