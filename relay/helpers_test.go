@@ -41,7 +41,9 @@ func (h errorCount) WithAttrs(as []slog.Attr) slog.Handler {
 	return errorCount{h.Handler.WithAttrs(as), h.n}
 }
 
-func (h errorCount) WithGroup(name string) slog.Handler { return errorCount{h.Handler.WithGroup(name), h.n} }
+func (h errorCount) WithGroup(name string) slog.Handler {
+	return errorCount{h.Handler.WithGroup(name), h.n}
+}
 
 type tWriter struct{ t testing.TB }
 
