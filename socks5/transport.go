@@ -744,12 +744,17 @@ func (t *Transport) launchLocked() {
 		return
 	}
 	n := 0
-	for _, c := range t.sortedRemoteLocked() {
+	cs := t.sortedRemoteLocked()
+	direct := false // a non-proxy candidate worth a head start over the proxies
+	for _, c := range cs {
+		direct = direct || c.Type != TypeProxy
+	}
+	for _, c := range cs {
 		if _, ok := t.attempts[c.CID]; ok {
 			continue
 		}
 		delay := time.Duration(n) * t.f.stagger
-		if c.Type == TypeProxy {
+		if c.Type == TypeProxy && direct {
 			delay += t.f.stagger
 		}
 		n++

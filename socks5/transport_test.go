@@ -517,6 +517,25 @@ func TestProxyCandidate(t *testing.T) {
 	exchange(t, ci, cr)
 }
 
+// TestProxyOnlyNoStagger: when the peer offers only proxy candidates there
+// is no direct attempt to give a head start, so the proxy is tried at once
+// (it used to wait one stagger, 200 ms per proxied transfer). With a stagger
+// of an hour, the transfer would otherwise never start within the test.
+func TestProxyOnlyNoStagger(t *testing.T) {
+	n := xjtest.NewNetwork()
+	fp := newFakeProxy(t, n)
+	fi := factory(t, WithoutDirect(), WithProxy(fp.streamHost()), WithStagger(time.Hour))
+	fr := factory(t, WithoutDirect(), WithProxy(fp.streamHost()), WithStagger(time.Hour))
+	p := newPairOn(t, n, fi, fr)
+	ci, cr, ei, er := p.negotiate(t)
+	if ei != nil || er != nil {
+		t.Fatalf("Conn: initiator %v, responder %v", ei, er)
+	}
+	defer ci.Close()
+	defer cr.Close()
+	exchange(t, ci, cr)
+}
+
 func TestProxyActivationRefused(t *testing.T) {
 	n := xjtest.NewNetwork()
 	fp := newFakeProxy(t, n)
