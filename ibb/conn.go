@@ -223,6 +223,12 @@ func (c *Conn) Write(b []byte) (int, error) {
 	defer func() { <-c.wlock }()
 	n := 0
 	for {
+		// Every byte handed off is a complete Write, even if the peer
+		// closed right after it read the last block (its <close/> can
+		// overtake our loop).
+		if n == len(b) && n > 0 {
+			return n, nil
+		}
 		if err := c.writeErr(); err != nil {
 			return n, err
 		}
