@@ -492,18 +492,28 @@ func (fp *fakeProxy) handle(iq *jingle.IQ, reply jingle.ReplyFunc) {
 	reply(nil, nil)
 }
 
-func TestProxyCandidate(t *testing.T) {
+// proxyOnly negotiates a stream between two sides that offer no direct
+// candidate, only the same fake proxy, with opts on both factories; the
+// conns close at cleanup.
+func proxyOnly(t *testing.T, opts ...Option) (p *pair, ci, cr net.Conn) {
+	t.Helper()
 	n := xjtest.NewNetwork()
 	fp := newFakeProxy(t, n)
-	fi := factory(t, WithoutDirect(), WithProxy(fp.streamHost()))
-	fr := factory(t, WithoutDirect(), WithProxy(fp.streamHost()))
-	p := newPairOn(t, n, fi, fr)
+	opts = append([]Option{WithoutDirect(), WithProxy(fp.streamHost())}, opts...)
+	p = newPairOn(t, n, factory(t, opts...), factory(t, opts...))
 	ci, cr, ei, er := p.negotiate(t)
 	if ei != nil || er != nil {
 		t.Fatalf("Conn: initiator %v, responder %v", ei, er)
 	}
-	defer ci.Close()
-	defer cr.Close()
+	t.Cleanup(func() {
+		ci.Close()
+		cr.Close()
+	})
+	return p, ci, cr
+}
+
+func TestProxyCandidate(t *testing.T) {
+	p, ci, cr := proxyOnly(t)
 	// The responder must not repeat the initiator's proxy (§2.2), so it
 	// offered nothing and sent candidate-used for the initiator's proxy;
 	// the initiator sent candidate-error, then activated (§2.4).
@@ -522,17 +532,7 @@ func TestProxyCandidate(t *testing.T) {
 // (it used to wait one stagger, 200 ms per proxied transfer). With a stagger
 // of an hour, the transfer would otherwise never start within the test.
 func TestProxyOnlyNoStagger(t *testing.T) {
-	n := xjtest.NewNetwork()
-	fp := newFakeProxy(t, n)
-	fi := factory(t, WithoutDirect(), WithProxy(fp.streamHost()), WithStagger(time.Hour))
-	fr := factory(t, WithoutDirect(), WithProxy(fp.streamHost()), WithStagger(time.Hour))
-	p := newPairOn(t, n, fi, fr)
-	ci, cr, ei, er := p.negotiate(t)
-	if ei != nil || er != nil {
-		t.Fatalf("Conn: initiator %v, responder %v", ei, er)
-	}
-	defer ci.Close()
-	defer cr.Close()
+	_, ci, cr := proxyOnly(t, WithStagger(time.Hour))
 	exchange(t, ci, cr)
 }
 
