@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -331,7 +330,6 @@ type routeTable struct {
 	peer      map[peerKey]*route
 	relays    map[netip.AddrPort]*relayConn // by relayed transport address as advertised
 	listeners map[netip.AddrPort]*udpSock   // one client-facing socket per listen address, to send from
-	installed atomic.Int64
 }
 
 func (t *routeTable) init() {
@@ -339,6 +337,13 @@ func (t *routeTable) init() {
 	t.peer = map[peerKey]*route{}
 	t.relays = map[netip.AddrPort]*relayConn{}
 	t.listeners = map[netip.AddrPort]*udpSock{}
+}
+
+// installed is the number of routes (bound channels) in the table.
+func (t *routeTable) installed() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.client)
 }
 
 func (t *routeTable) byClient(listen, client netip.AddrPort, ch uint16) *route {
@@ -404,7 +409,6 @@ func (t *routeTable) deleteLocked(rt *route) {
 		delete(t.peer, rt.pk)
 	}
 	delete(rt.relay.routes, rt)
-	t.installed.Add(-1)
 }
 
 // addrPortOf returns a UDP address as an unmapped netip.AddrPort.
@@ -452,7 +456,6 @@ func (t *routeTable) channelCreated(src, dst net.Addr, protocol string, relayAdd
 		relay.routes = map[*route]struct{}{}
 	}
 	relay.routes[rt] = struct{}{}
-	t.installed.Add(1)
 }
 
 // channelDeleted removes a channel's route (OnChannelDeleted: expiry, allocation deleted).

@@ -196,7 +196,7 @@ func TestDataPlaneChannelData(t *testing.T) {
 	if code := c.request(stun.MethodChannelBind, channelNumber(0x4001), xorAddr{pa, stun.AttrXORPeerAddress}); code != 0 {
 		t.Fatalf("ChannelBind: error %d", code)
 	}
-	if n := s.routes.installed.Load(); n != 1 {
+	if n := s.routes.installed(); n != 1 {
 		t.Fatalf("%d routes installed, want 1", n)
 	}
 	ca, _ := addrPortOf(c.conn.LocalAddr())
@@ -240,7 +240,7 @@ func TestDataPlaneChannelData(t *testing.T) {
 	if code := c.request(stun.MethodRefresh, stun.RawAttribute{Type: stun.AttrLifetime, Value: []byte{0, 0, 0, 0}}); code != 0 {
 		t.Fatalf("Refresh(0): error %d", code)
 	}
-	if n := s.routes.installed.Load(); n != 0 {
+	if n := s.routes.installed(); n != 0 {
 		t.Errorf("%d routes installed after the allocation was deleted, want 0", n)
 	}
 	c.channelData(0x4001, []byte("after delete"))
@@ -262,7 +262,7 @@ func TestDataPlaneDeniedPeer(t *testing.T) {
 	if code := c.request(stun.MethodChannelBind, channelNumber(0x4001), xorAddr{da, stun.AttrXORPeerAddress}); code == 0 {
 		t.Fatal("ChannelBind to a denied peer succeeded")
 	}
-	if n := s.routes.installed.Load(); n != 0 {
+	if n := s.routes.installed(); n != 0 {
 		t.Fatalf("%d routes installed for a denied peer", n)
 	}
 	c.channelData(0x4001, []byte("to denied"))
@@ -467,7 +467,7 @@ func TestDataPlaneFamilies(t *testing.T) {
 					t.Fatalf("client got %q, %v; want %q", buf[:n], err, msg)
 				}
 			}
-			if n := s.routes.installed.Load(); n != 1 {
+			if n := s.routes.installed(); n != 1 {
 				t.Errorf("%d routes installed, want 1", n)
 			}
 		})

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -135,7 +134,6 @@ type udpSock struct {
 	in        chan *packet
 	done      chan struct{}
 	closeOnce sync.Once
-	dropped   atomic.Uint64 // handoffs dropped because in was full
 }
 
 // openUDP opens a non-blocking UDP socket for network ("udp", "udp4", "udp6") bound to addr, with
@@ -218,7 +216,6 @@ func (s *udpSock) handoff(p *packet) error {
 	case s.in <- p:
 		return nil
 	default:
-		s.dropped.Add(1)
 		packetPool.Put(p)
 		return errQueueFull
 	}

@@ -72,12 +72,11 @@ func (c *Config) validate() error {
 
 // stream is one DST.ADDR: up to two connections, then a splice.
 type stream struct {
-	dst      string
-	reserved int        // slots taken, including handshakes in progress (≤ 2)
-	conns    []net.Conn // connections whose handshake succeeded
-	active   bool
-	timer    *time.Timer // unmatched timeout; nil once stopped
-	halves   atomic.Int32
+	dst    string
+	conns  []net.Conn // at most 2, filed before the "succeeded" reply
+	active bool
+	timer  *time.Timer // unmatched timeout; nil once stopped
+	halves atomic.Int32
 }
 
 // Proxy is the SOCKS5 side of a XEP-0065 proxy (see the package comment).
@@ -194,12 +193,11 @@ func (p *Proxy) handle(c net.Conn) {
 		}
 		// XEP-0065 §6.3.2/§6.3.4: the target and the requester; a third
 		// party has no business with this stream.
-		if st.active || st.reserved >= 2 {
+		if st.active || len(st.conns) >= 2 {
 			return false
 		}
 		// Filed before the "succeeded" reply: a party that got it can
 		// have the stream activated at once.
-		st.reserved++
 		st.conns = append(st.conns, c)
 		s = st
 		return true
@@ -211,9 +209,8 @@ func (p *Proxy) handle(c net.Conn) {
 	defer p.mu.Unlock()
 	if err != nil || p.closed || p.draining || s == nil || p.streams[s.dst] != s {
 		if s != nil && !s.active {
-			s.reserved--
 			s.conns = slices.DeleteFunc(s.conns, func(x net.Conn) bool { return x == c })
-			if s.reserved == 0 && p.streams[s.dst] == s {
+			if len(s.conns) == 0 && p.streams[s.dst] == s {
 				p.disarmLocked(s)
 				p.forgetLocked(s)
 			}
