@@ -33,7 +33,7 @@ type Server struct {
 	m   *metrics
 
 	udp    []net.PacketConn // *udpSock, bound by New, read by the data-plane loops
-	planes []*loop          // data-plane event loops (plane.go)
+	planes []*loop          // data-plane event loops (plane_linux.go)
 	routes routeTable       // bound channels the loops relay themselves
 	rr     atomic.Uint32    // round robin of relayed sockets over planes
 	tcp    []net.Listener

@@ -3,11 +3,12 @@
 # against `xjingle relay`, both on 127.0.0.1 only, in one run. Reports relayed messages/s, Mbit/s, loss and
 # server CPU for each, and the ratio of throughput per CPU second (xjingle / coturn).
 #
-# Bounded: CLIENTS x MSGS messages per server (default 50 x 1000 of 1 KiB), each uclient run under a
-# 60 s timeout; servers are started by this script on loopback and killed by PID.
+# Bounded: PARALLEL x CLIENTS x MSGS messages per server (default 1 x 50 x 1000 of 1 KiB), each uclient run
+# under a 90 s timeout; servers are started by this script on loopback and killed by PID.
 #
 #   bench/relay/run.sh                      # from the repository root
 #   CLIENTS=50 MSGS=1000 SIZE=1024 INTERVAL=1 SOCKETS=2 bench/relay/run.sh
+#   PARALLEL=4 bench/relay/run.sh           # four loads at once: saturated
 set -euo pipefail
 
 CLIENTS=${CLIENTS:-50}
@@ -15,6 +16,7 @@ MSGS=${MSGS:-1000}
 SIZE=${SIZE:-1024}
 INTERVAL=${INTERVAL:-1}   # uclient -z: ms between a client's packets
 SOCKETS=${SOCKETS:-$(nproc)}
+PARALLEL=${PARALLEL:-1}   # uclient loads run at once against each server (4 saturates 2 cores)
 SECRET=bench-$RANDOM$RANDOM
 COTURN_PORT=${COTURN_PORT:-35478}
 XJ_PORT=${XJ_PORT:-35488}
@@ -85,13 +87,20 @@ measure() { # name pid port
 	local name=$1 pid=$2 port=$3 out c0 c1 t0 t1
 	out="$WORK/$name.out"
 	c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
-	timeout 60 turnutils_uclient -y -c -m "$CLIENTS" -n "$MSGS" -l "$SIZE" -z "$INTERVAL" \
-		-W "$SECRET" -p "$port" 127.0.0.1 >"$out" 2>&1 || true
+	local k ucs=()
+	for k in $(seq "$PARALLEL"); do
+		timeout 90 turnutils_uclient -y -c -m "$CLIENTS" -n "$MSGS" -l "$SIZE" -z "$INTERVAL" \
+			-W "$SECRET" -p "$port" 127.0.0.1 >"$out.$k" 2>&1 &
+		ucs+=($!)
+	done
+	for k in "${ucs[@]}"; do wait "$k" || true; done
 	t1=$(date +%s.%N); c1=$(cpu_ticks "$pid")
-	local hz sent recv
+	local hz sent=0 recv=0 v
 	hz=$(getconf CLK_TCK)
-	sent=$(grep -o 'tot_send_msgs=[0-9]*' "$out" | tail -1 | cut -d= -f2)
-	recv=$(grep -o 'tot_recv_msgs=[0-9]*' "$out" | tail -1 | cut -d= -f2)
+	for k in $(seq "$PARALLEL"); do
+		v=$(grep -o 'tot_send_msgs=[0-9]*' "$out.$k" | tail -1 | cut -d= -f2); sent=$((sent + ${v:-0}))
+		v=$(grep -o 'tot_recv_msgs=[0-9]*' "$out.$k" | tail -1 | cut -d= -f2); recv=$((recv + ${v:-0}))
+	done
 	RES[$name]=$(awk -v s="${sent:-0}" -v r="${recv:-0}" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" \
 		-v hz="$hz" -v size="$SIZE" 'BEGIN {
 			wall = t1 - t0; cpu = (c1 - c0) / hz; if (cpu <= 0) cpu = 1 / hz
@@ -114,7 +123,7 @@ wait_stun "$XJ_PORT"
 measure xjingle "$XJ_PID" "$XJ_PORT"
 kill -TERM "$XJ_PID"; wait "$XJ_PID" 2>/dev/null || true
 
-echo "load: turnutils_uclient -y -c -m $CLIENTS -n $MSGS -l $SIZE -z $INTERVAL (client-to-client over the relay), $(nproc) cores, xjingle --sockets $SOCKETS"
+echo "load: $PARALLEL x turnutils_uclient -y -c -m $CLIENTS -n $MSGS -l $SIZE -z $INTERVAL (client-to-client over the relay), $(nproc) cores, xjingle --sockets $SOCKETS"
 printf '| server | sent | received | wall s | msg/s | Mbit/s | loss %% | server CPU s | msg per CPU s |\n'
 printf '|---|---|---|---|---|---|---|---|---|\n'
 for n in coturn xjingle; do
